@@ -1,0 +1,235 @@
+/* image.c: the inspection pipeline and the read path. */
+#include "config.h"
+
+#include "image.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "probe.h"
+#include "secmem.h"
+#include "sector.h"
+
+const struct sif_format *const sif_formats[] = {
+    &sif_format_luks,
+    NULL,
+};
+
+int sif_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+    uint8_t *p = buf;
+
+    if (off > INT64_MAX || len > INT64_MAX - off)
+        return -EINVAL;
+    while (len) {
+        ssize_t n = pread(fd, p, len, (off_t)off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO;
+        p += n;
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int sif_image_open(int dirfd, const char *name, const char *display_name, struct sif_image **out)
+{
+    struct sif_image *img = calloc(1, sizeof(*img));
+    int e;
+
+    *out = NULL;
+    if (!img)
+        return -ENOMEM;
+    sif_verdict_init(&img->verdict);
+    img->fd = -1;
+    img->name = strdup(display_name);
+    if (!img->name) {
+        free(img);
+        return -ENOMEM;
+    }
+    img->fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (img->fd < 0)
+        goto fail;
+    if (fstat(img->fd, &img->st) != 0)
+        goto fail;
+    if (!S_ISREG(img->st.st_mode)) {
+        errno = EINVAL;
+        goto fail;
+    }
+    *out = img;
+    return 0;
+fail:
+    e = errno;
+    sif_image_free(img);
+    return -e;
+}
+
+void sif_image_free(struct sif_image *img)
+{
+    if (!img)
+        return;
+    for (int i = 0; i < SIF_CTX_POOL; i++)
+        sif_crypt_ctx_free(atomic_exchange(&img->pool[i], NULL));
+    if (img->fmt && img->fmt->close)
+        img->fmt->close(img);
+    sif_crypt_free(img->crypt);
+    if (img->fd >= 0)
+        close(img->fd);
+    free(img->name);
+    free(img);
+}
+
+/* ------------------------------------------------------- cipher contexts */
+
+static struct sif_crypt_ctx *sif_ctx_get(struct sif_image *img)
+{
+    struct sif_crypt_ctx *ctx;
+
+    for (int i = 0; i < SIF_CTX_POOL; i++) {
+        ctx = atomic_exchange(&img->pool[i], NULL);
+        if (ctx)
+            return ctx;
+    }
+    if (!img->crypt || sif_crypt_ctx_new(img->crypt, &ctx) != 0)
+        return NULL;
+    return ctx;
+}
+
+static void sif_ctx_put(struct sif_image *img, struct sif_crypt_ctx *ctx)
+{
+    for (int i = 0; i < SIF_CTX_POOL; i++) {
+        struct sif_crypt_ctx *expected = NULL;
+
+        if (atomic_compare_exchange_strong(&img->pool[i], &expected, ctx))
+            return;
+    }
+    sif_crypt_ctx_free(ctx);
+}
+
+/* --------------------------------------------------------------- reading */
+
+ssize_t sif_image_pread(struct sif_image *img, void *buf, size_t len, uint64_t off)
+{
+    const uint64_t unit = img->unit;
+    uint8_t bounce[4096];
+    struct sif_crypt_ctx *ctx;
+    uint8_t *out = buf;
+    size_t done = 0;
+    int r = 0;
+
+    if (!img->fmt || !img->crypt)
+        return -EIO;
+    if (off >= img->size || len == 0)
+        return 0;
+    if (len > img->size - off)
+        len = (size_t)(img->size - off);
+    ctx = sif_ctx_get(img);
+    if (!ctx)
+        return -ENOMEM;
+    while (done < len && r == 0) {
+        uint64_t pos = off + done;
+        uint64_t skip = pos % unit;
+        size_t n = len - done;
+
+        if (skip || n < unit) {
+            /* Partial unit: decrypt it whole in the bounce buffer. */
+            uint64_t base = pos - skip;
+            size_t take = (size_t)(unit - skip) < n ? (size_t)(unit - skip) : n;
+
+            r = img->fmt->read(img, ctx, bounce, (size_t)unit, base);
+            if (!r)
+                memcpy(out + done, bounce + skip, take);
+            done += take;
+        } else {
+            /* Whole units: read and decrypt in place in the caller's buffer. */
+            n -= n % unit;
+            r = img->fmt->read(img, ctx, out + done, n, pos);
+            done += n;
+        }
+    }
+    sif_wipe(bounce, sizeof(bounce));
+    sif_ctx_put(img, ctx);
+    return r ? r : (ssize_t)len;
+}
+
+/* ------------------------------------------------------------ inspection */
+
+static int sif_inspect_inner(struct sif_image *img)
+{
+    struct sif_verdict *v = &img->verdict;
+    size_t hl = img->size < SIF_PROBE_REGION ? (size_t)img->size : SIF_PROBE_REGION;
+    uint8_t *head = malloc(hl ? hl : 1), *tail = malloc(hl ? hl : 1);
+    struct sif_probe_input in = { head, hl, tail, hl, img->size };
+    ssize_t n1 = -ENOMEM, n2 = -ENOMEM;
+    int r;
+
+    if (head && tail) {
+        n1 = sif_image_pread(img, head, hl, 0);
+        n2 = sif_image_pread(img, tail, hl, img->size - hl);
+    }
+    if (n1 != (ssize_t)hl || n2 != (ssize_t)hl) {
+        r = sif_reject(v, n1 < 0 ? (int)n1 : n2 < 0 ? (int)n2 : -EIO, "inner.read",
+                       "cannot read and decrypt the content for inspection");
+    } else {
+        r = sif_probe_inner(&in, v);
+    }
+    free(head);
+    free(tail);
+    return r;
+}
+
+int sif_image_inspect(struct sif_image *img, const struct sif_inspect_env *env)
+{
+    struct sif_verdict *v = &img->verdict;
+    uint64_t fsize = (uint64_t)img->st.st_size;
+    size_t hl = fsize < SIF_HEAD_LEN ? (size_t)fsize : SIF_HEAD_LEN;
+    const struct sif_format *match = NULL;
+    uint8_t *head;
+    int r, nmatch = 0;
+
+    sif_verdict_init(v);
+    head = malloc(hl ? hl : 1);
+    if (!head)
+        return sif_reject(v, -ENOMEM, "blob.read", "out of memory");
+    r = sif_pread_full(img->fd, head, hl, 0);
+    if (r) {
+        free(head);
+        return sif_reject(v, r, "blob.read", "cannot read the image header (%s)", strerror(-r));
+    }
+    for (int i = 0; sif_formats[i]; i++) {
+        if (sif_formats[i]->detect(head, hl, fsize)) {
+            match = sif_formats[i];
+            nmatch++;
+        }
+    }
+    if (nmatch != 1) {
+        snprintf(v->outer, sizeof(v->outer), "unknown");
+        free(head);
+        return sif_reject(v, -EINVAL, "outer.format",
+                          nmatch ? "the file matches several encrypted formats"
+                                 : "not an encrypted image (no LUKS header)");
+    }
+    img->fmt = match;
+    r = match->open(img, env, head, hl);
+    free(head);
+    if (r)
+        return r;
+    v->has_size = true;
+    v->size = img->size;
+    r = sif_inspect_inner(img);
+    if (r)
+        return r;
+    sif_accept(v, "inner.raw", "raw plaintext of %" PRIu64 " bytes (%s, %" PRIu32 "-bit key, %" PRIu32 "-byte sectors)",
+               img->size, v->cipher, v->key_bits, v->sector_size);
+    return 0;
+}

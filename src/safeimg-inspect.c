@@ -1,0 +1,128 @@
+/* safeimg-inspect: the inspection of safeimgfs, without mounting.
+ *
+ * Exit status: 0 when every image is accepted, 1 when any is rejected,
+ * 2 on a usage or I/O error.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "keys.h"
+#include "log.h"
+#include "policy.h"
+#include "secmem.h"
+#include "unlock.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: safeimg-inspect [--keyfile FILE | --keydir DIR] [--json] IMAGE...\n"
+            "Inspects encrypted images (LUKS1, LUKS2) as safeimgfs would and prints each verdict.\n"
+            "  --keyfile FILE  the passphrase of every image\n"
+            "  --keydir DIR    the passphrase of IMAGE is DIR/NAME.key (NAME = basename of IMAGE)\n"
+            "  --json          one JSON document per image, one per line\n"
+            "  --help          this text; --version  the version\n"
+            "Exit status: 0 all accepted, 1 any rejected, 2 usage or I/O error.\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "keyfile", required_argument, NULL, 'k' },
+        { "keydir", required_argument, NULL, 'K' },
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *keyfile = NULL, *keydir = NULL;
+    struct sif_keysrc keys;
+    struct sif_policy policy;
+    struct sif_inspect_env env = { &policy, &keys };
+    bool json = false;
+    int c, status = 0;
+    char err[256];
+
+    sif_log_init("safeimg-inspect", false);
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k':
+            keyfile = optarg;
+            break;
+        case 'K':
+            keydir = optarg;
+            break;
+        case 'j':
+            json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("safeimg-inspect %s\n", PACKAGE_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc || (keyfile && keydir)) {
+        usage(stderr);
+        return 2;
+    }
+    if (sif_harden_process() != 0)
+        sif_warn("cannot disable core dumps");
+    sif_policy_default(&policy);
+    err[0] = 0;
+    if (sif_keysrc_open(&keys, keyfile ? SIF_KEYSRC_FILE : keydir ? SIF_KEYSRC_DIR : SIF_KEYSRC_NONE,
+                        keyfile ? keyfile : keydir, err, sizeof(err)) != 0) {
+        sif_err("%s", err);
+        return 2;
+    }
+    if (sif_unlock_init() != 0) {
+        sif_err("cannot start the unlock helper");
+        return 2;
+    }
+    for (int i = optind; i < argc; i++) {
+        char *copy = strdup(argv[i]);
+        const char *base = copy ? basename(copy) : argv[i];
+        struct sif_image *img = NULL;
+        int r = sif_image_open(AT_FDCWD, argv[i], base, &img);
+
+        if (r) {
+            sif_err("%s: cannot open (%s)", argv[i], strerror(-r));
+            status = 2;
+            free(copy);
+            continue;
+        }
+        sif_image_inspect(img, &env);
+        if (json) {
+            struct json_object *o = sif_verdict_json(base, &img->verdict);
+
+            printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+            json_object_put(o);
+        } else {
+            char line[600];
+
+            sif_verdict_line(base, &img->verdict, line, sizeof(line));
+            printf("%s\n", line);
+        }
+        if (img->verdict.state != SIF_ACCEPTED && status == 0)
+            status = 1;
+        sif_image_free(img);
+        free(copy);
+    }
+    fflush(stdout);
+    sif_keysrc_close(&keys);
+    sif_unlock_shutdown();
+    return status;
+}

@@ -1,0 +1,637 @@
+/* safeimgfs: a read-only FUSE filesystem of inspected plaintext views.
+ *
+ * This file is glue: option parsing, the FUSE low-level operations and the
+ * process lifecycle.  Inspection lives in image.c/store.c; every callback
+ * here replies exactly once on every path.
+ *
+ * Inodes: 1 the root, 2 ".safeimgfs", 3 ".safeimgfs/status.json", and
+ * SIF_INO_FIRST + i for the view of store entry i.
+ */
+#define FUSE_USE_VERSION 314
+#include "config.h"
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "keys.h"
+#include "log.h"
+#include "policy.h"
+#include "secmem.h"
+#include "store.h"
+#include "unlock.h"
+
+#define SIF_INO_ROOT 1
+#define SIF_INO_META 2
+#define SIF_INO_STATUS 3
+#define SIF_INO_FIRST 16
+#define SIF_META_DIR ".safeimgfs"
+#define SIF_STATUS_FILE "status.json"
+/* Largest READ request accepted: the kernel sends at most 1 MiB. */
+#define SIF_MAX_READ (1u << 20)
+/* Views never change while mounted (0.1 has a static store): let the
+ * kernel cache names and attributes for a long time. */
+#define SIF_TIMEOUT 3600.0
+
+struct sif_fs {
+    struct sif_store *store;
+    uid_t uid;
+    gid_t gid;
+    mode_t umask;
+    time_t mount_time;
+};
+
+struct sif_opts {
+    char *store;
+    char *keyfile;
+    char *keydir;
+    int uid, gid, umask;
+    int workers;
+    int show_version;
+};
+
+/* --------------------------------------------------------------- helpers */
+
+static struct sif_fs *sif_fs(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+static void sif_fill_stat(struct sif_fs *fs, fuse_ino_t ino, struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_ino = ino;
+    st->st_uid = fs->uid;
+    st->st_gid = fs->gid;
+    st->st_mtime = st->st_ctime = st->st_atime = fs->mount_time;
+    if (ino == SIF_INO_ROOT || ino == SIF_INO_META) {
+        st->st_mode = S_IFDIR | (0555 & ~fs->umask);
+        st->st_nlink = ino == SIF_INO_ROOT ? 3 : 2;
+    } else {
+        st->st_mode = S_IFREG | (0444 & ~fs->umask);
+        st->st_nlink = 1;
+    }
+}
+
+/* Attributes of a view: its size and the blob's times. */
+static void sif_view_stat(struct sif_fs *fs, const struct sif_entry *e, struct stat *st)
+{
+    sif_fill_stat(fs, SIF_INO_FIRST + e->index, st);
+    st->st_size = (off_t)e->img->size;
+    st->st_blocks = (blkcnt_t)((e->img->size + 511) / 512);
+    st->st_blksize = 4096;
+    st->st_mtim = e->img->st.st_mtim;
+    st->st_ctim = e->img->st.st_ctim;
+    st->st_atim = e->img->st.st_atim;
+}
+
+/* The accepted entry behind a view inode, or NULL. */
+static struct sif_entry *sif_view(struct sif_fs *fs, fuse_ino_t ino)
+{
+    struct sif_entry *e;
+
+    if (ino < SIF_INO_FIRST)
+        return NULL;
+    e = sif_store_entry(fs->store, ino - SIF_INO_FIRST);
+    if (!e || sif_store_state(fs->store, e) != SIF_ACCEPTED)
+        return NULL;
+    return e;
+}
+
+/* ------------------------------------------------------------ operations */
+
+static void sif_op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    conn->max_read = SIF_MAX_READ;
+    /* Readahead requests are background requests: allow enough of them
+     * for several readers. */
+    conn->max_background = 64;
+    conn->congestion_threshold = 48;
+    conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static void sif_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct sif_fs *fs = sif_fs(req);
+    struct fuse_entry_param ep;
+
+    memset(&ep, 0, sizeof(ep));
+    ep.attr_timeout = ep.entry_timeout = SIF_TIMEOUT;
+    if (parent == SIF_INO_ROOT && !strcmp(name, SIF_META_DIR)) {
+        ep.ino = SIF_INO_META;
+    } else if (parent == SIF_INO_META && !strcmp(name, SIF_STATUS_FILE)) {
+        ep.ino = SIF_INO_STATUS;
+        ep.attr_timeout = ep.entry_timeout = 0;
+    } else if (parent == SIF_INO_ROOT && sif_store_candidate(name)) {
+        /* A pending view is waited for: its name must not fail before the
+         * verdict is known. */
+        struct sif_entry *e = sif_store_find(fs->store, name, true);
+
+        if (!e || sif_store_state(fs->store, e) != SIF_ACCEPTED) {
+            fuse_reply_err(req, ENOENT);
+            return;
+        }
+        ep.ino = SIF_INO_FIRST + e->index;
+        sif_view_stat(fs, e, &ep.attr);
+        fuse_reply_entry(req, &ep);
+        return;
+    } else {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    sif_fill_stat(fs, ep.ino, &ep.attr);
+    fuse_reply_entry(req, &ep);
+}
+
+static void sif_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct sif_fs *fs = sif_fs(req);
+    struct sif_entry *e;
+    struct stat st;
+
+    if (ino == SIF_INO_ROOT || ino == SIF_INO_META || ino == SIF_INO_STATUS) {
+        sif_fill_stat(fs, ino, &st);
+        if (ino == SIF_INO_STATUS) {
+            size_t len = 0;
+            char *json = sif_store_status_json(fs->store, &len);
+
+            free(json);
+            st.st_size = (off_t)len;
+        }
+        fuse_reply_attr(req, &st, ino == SIF_INO_STATUS ? 0 : SIF_TIMEOUT);
+        return;
+    }
+    e = sif_view(fs, ino);
+    if (!e) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    sif_view_stat(fs, e, &st);
+    fuse_reply_attr(req, &st, SIF_TIMEOUT);
+}
+
+static void sif_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    struct sif_fs *fs = sif_fs(req);
+    char *buf;
+    size_t used = 0;
+    size_t count = ino == SIF_INO_ROOT ? 3 + sif_store_count(fs->store) : 3;
+
+    if (ino != SIF_INO_ROOT && ino != SIF_INO_META) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    buf = malloc(size);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    /* Offsets: 0 ".", 1 "..", 2 the meta dir or status file, 3+i entry i. */
+    for (size_t i = (size_t)off; i < count; i++) {
+        struct stat st;
+        const char *name;
+        size_t n;
+
+        memset(&st, 0, sizeof(st));
+        if (i == 0) {
+            name = ".";
+            st.st_ino = ino;
+            st.st_mode = S_IFDIR;
+        } else if (i == 1) {
+            name = "..";
+            st.st_ino = SIF_INO_ROOT;
+            st.st_mode = S_IFDIR;
+        } else if (i == 2) {
+            name = ino == SIF_INO_ROOT ? SIF_META_DIR : SIF_STATUS_FILE;
+            st.st_ino = ino == SIF_INO_ROOT ? SIF_INO_META : SIF_INO_STATUS;
+            st.st_mode = ino == SIF_INO_ROOT ? S_IFDIR : S_IFREG;
+        } else {
+            struct sif_entry *e = sif_store_entry(fs->store, i - 3);
+
+            if (!e || sif_store_state(fs->store, e) != SIF_ACCEPTED)
+                continue;
+            name = e->name;
+            st.st_ino = SIF_INO_FIRST + e->index;
+            st.st_mode = S_IFREG;
+        }
+        n = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)(i + 1));
+        if (n > size - used)
+            break;
+        used += n;
+    }
+    fuse_reply_buf(req, buf, used);
+    free(buf);
+}
+
+/* Snapshot of status.json taken at open time, so a reader sees one
+ * consistent document. */
+struct sif_status_fh {
+    size_t len;
+    char *json;
+};
+
+static void sif_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct sif_fs *fs = sif_fs(req);
+
+    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    if (ino == SIF_INO_STATUS) {
+        struct sif_status_fh *h = calloc(1, sizeof(*h));
+
+        if (!h || !(h->json = sif_store_status_json(fs->store, &h->len))) {
+            free(h);
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        fi->fh = (uint64_t)(uintptr_t)h;
+        fi->direct_io = 1;
+        fuse_reply_open(req, fi);
+        return;
+    }
+    if (ino == SIF_INO_ROOT || ino == SIF_INO_META) {
+        fuse_reply_err(req, EISDIR);
+        return;
+    }
+    if (!sif_view(fs, ino)) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    fi->fh = 0;
+    /* A view is immutable while mounted: readers share the page cache. */
+    fi->keep_cache = 1;
+    fi->noflush = 1;
+    fuse_reply_open(req, fi);
+}
+
+static void sif_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    if (ino == SIF_INO_STATUS && fi->fh) {
+        struct sif_status_fh *h = (struct sif_status_fh *)(uintptr_t)fi->fh;
+
+        free(h->json);
+        free(h);
+    }
+    fuse_reply_err(req, 0);
+}
+
+/* One plaintext buffer per FUSE thread, reused across requests. */
+static _Thread_local uint8_t *sif_tl_buf;
+
+static void sif_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    struct sif_fs *fs = sif_fs(req);
+    struct sif_entry *e;
+    ssize_t n;
+
+    if (ino == SIF_INO_STATUS) {
+        struct sif_status_fh *h = (struct sif_status_fh *)(uintptr_t)fi->fh;
+
+        if (off < 0 || (size_t)off >= h->len)
+            fuse_reply_buf(req, NULL, 0);
+        else
+            fuse_reply_buf(req, h->json + off, size < h->len - (size_t)off ? size : h->len - (size_t)off);
+        return;
+    }
+    e = sif_view(fs, ino);
+    if (!e || off < 0) {
+        fuse_reply_err(req, e ? EINVAL : ENOENT);
+        return;
+    }
+    if (size > SIF_MAX_READ)
+        size = SIF_MAX_READ;
+    if (!sif_tl_buf && posix_memalign((void **)&sif_tl_buf, 4096, SIF_MAX_READ) != 0) {
+        sif_tl_buf = NULL;
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    n = sif_image_pread(e->img, sif_tl_buf, size, (uint64_t)off);
+    if (n < 0) {
+        sif_err("%s: read of %zu bytes at %lld failed (%s)", e->name, size, (long long)off, strerror((int)-n));
+        fuse_reply_err(req, EIO);
+        return;
+    }
+    fuse_reply_buf(req, (const char *)sif_tl_buf, (size_t)n);
+}
+
+static void sif_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+    struct sif_entry *e = sif_view(sif_fs(req), ino);
+    uint64_t size;
+
+    if (!e) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    size = e->img->size;
+    if (off < 0 || (uint64_t)off >= size) {
+        fuse_reply_err(req, ENXIO);
+        return;
+    }
+    /* Raw LUKS has no holes: a hole in the ciphertext decrypts to noise. */
+    if (whence == SEEK_DATA)
+        fuse_reply_lseek(req, off);
+    else if (whence == SEEK_HOLE)
+        fuse_reply_lseek(req, (off_t)size);
+    else
+        fuse_reply_err(req, EINVAL);
+}
+
+static void sif_op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct statvfs sv;
+
+    memset(&sv, 0, sizeof(sv));
+    sv.f_bsize = sv.f_frsize = 4096;
+    sv.f_files = SIF_INO_FIRST + sif_store_count(sif_fs(req)->store);
+    sv.f_namemax = NAME_MAX;
+    sv.f_flag = ST_RDONLY | ST_NOSUID | ST_NODEV;
+    fuse_reply_statfs(req, &sv);
+}
+
+/* Everything that would change the filesystem. */
+static void sif_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void sif_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void sif_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void sif_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void sif_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void sif_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                          const char *newname, unsigned int flags)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void sif_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void sif_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                         struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void sif_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                          struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void sif_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+                            int flags)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void sif_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void sif_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                             struct fuse_file_info *fi)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static const struct fuse_lowlevel_ops sif_ops = {
+    .init = sif_op_init,
+    .lookup = sif_op_lookup,
+    .getattr = sif_op_getattr,
+    .readdir = sif_op_readdir,
+    .open = sif_op_open,
+    .release = sif_op_release,
+    .read = sif_op_read,
+    .lseek = sif_op_lseek,
+    .statfs = sif_op_statfs,
+    .setattr = sif_op_setattr,
+    .mknod = sif_op_mknod,
+    .mkdir = sif_op_mkdir,
+    .unlink = sif_op_unlink,
+    .rmdir = sif_op_unlink,
+    .symlink = sif_op_symlink,
+    .rename = sif_op_rename,
+    .link = sif_op_link,
+    .write = sif_op_write,
+    .create = sif_op_create,
+    .setxattr = sif_op_setxattr,
+    .removexattr = sif_op_removexattr,
+    .fallocate = sif_op_fallocate,
+};
+
+/* --------------------------------------------------------------- options */
+
+#define SIF_OPT(t, p) { t, offsetof(struct sif_opts, p), 1 }
+static const struct fuse_opt sif_opt_spec[] = {
+    SIF_OPT("keyfile=%s", keyfile),
+    SIF_OPT("keydir=%s", keydir),
+    SIF_OPT("uid=%d", uid),
+    SIF_OPT("gid=%d", gid),
+    SIF_OPT("umask=%o", umask),
+    SIF_OPT("workers=%d", workers),
+    SIF_OPT("--version", show_version),
+    SIF_OPT("-V", show_version),
+    FUSE_OPT_END
+};
+
+static int sif_opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+    struct sif_opts *o = data;
+
+    if (key == FUSE_OPT_KEY_NONOPT && !o->store) {
+        o->store = strdup(arg);
+        return 0;
+    }
+    return 1;
+}
+
+static void sif_usage(const char *prog)
+{
+    printf("usage: %s [-f] [-d] [-o OPT[,OPT...]] STORE MOUNTPOINT\n\n"
+           "Serves a read-only plaintext view of every encrypted image in STORE that passes inspection.\n\n"
+           "safeimgfs options:\n"
+           "    -o keyfile=FILE        passphrase of every image\n"
+           "    -o keydir=DIR          passphrase of NAME is DIR/NAME.key\n"
+           "    -o uid=N,gid=N         owner of the views (default: the mounting user)\n"
+           "    -o umask=M             octal mask of the views' modes (default 0227: files 0440)\n"
+           "    -o workers=N           inspection threads (default 2)\n"
+           "    -f                     stay in the foreground (verdicts on stderr)\n"
+           "    -d                     debug output (implies -f)\n"
+           "    -V, --version          print the version\n\n"
+           "Verdicts: MOUNTPOINT/.safeimgfs/status.json\n",
+           prog);
+}
+
+int main(int argc, char **argv)
+{
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    struct fuse_cmdline_opts cl;
+    struct fuse_loop_config *lc = NULL;
+    struct fuse_session *se = NULL;
+    struct sif_opts o = { .uid = -1, .gid = -1, .umask = -1, .workers = 2 };
+    struct sif_keysrc keys = { .dirfd = -1 };
+    struct sif_policy policy;
+    struct sif_inspect_env env = { &policy, &keys };
+    struct sif_fs fs = { 0 };
+    char err[256] = "", fsname[PATH_MAX + 32];
+    int ret = 1;
+
+    memset(&cl, 0, sizeof(cl));
+    sif_log_init("safeimgfs", false);
+    if (fuse_opt_parse(&args, &o, sif_opt_spec, sif_opt_proc) != 0)
+        return 2;
+    if (o.show_version) {
+        printf("safeimgfs %s (libfuse %s)\n", PACKAGE_VERSION, fuse_pkgversion());
+        return 0;
+    }
+    if (fuse_parse_cmdline(&args, &cl) != 0)
+        return 2;
+    if (cl.show_help) {
+        sif_usage(argv[0]);
+        fuse_lowlevel_help();
+        ret = 0;
+        goto out;
+    }
+    sif_log_init("safeimgfs", cl.debug);
+    if (!o.store || !cl.mountpoint) {
+        sif_usage(argv[0]);
+        ret = 2;
+        goto out;
+    }
+    {
+        char *abs = realpath(o.store, NULL);
+
+        if (!abs) {
+            sif_err("store %s: %s", o.store, strerror(errno));
+            ret = 2;
+            goto out;
+        }
+        free(o.store);
+        o.store = abs;
+    }
+    if (o.keyfile && o.keydir) {
+        sif_err("keyfile= and keydir= are mutually exclusive");
+        ret = 2;
+        goto out;
+    }
+    if (o.workers < 1 || o.workers > 64) {
+        sif_err("workers=%d is outside 1..64", o.workers);
+        ret = 2;
+        goto out;
+    }
+    if (o.umask != -1 && (o.umask & ~0777)) {
+        sif_err("umask=%o is not a permission mask", o.umask);
+        ret = 2;
+        goto out;
+    }
+    fs.uid = o.uid >= 0 ? (uid_t)o.uid : getuid();
+    fs.gid = o.gid >= 0 ? (gid_t)o.gid : getgid();
+    /* Views are never writable, whatever the mask says. */
+    fs.umask = (mode_t)(o.umask >= 0 ? o.umask : 0227) | 0222;
+    fs.mount_time = time(NULL);
+
+    if (sif_harden_process() != 0)
+        sif_warn("cannot disable core dumps");
+    sif_policy_default(&policy);
+    if (sif_keysrc_open(&keys, o.keyfile ? SIF_KEYSRC_FILE : o.keydir ? SIF_KEYSRC_DIR : SIF_KEYSRC_NONE,
+                        o.keyfile ? o.keyfile : o.keydir, err, sizeof(err)) != 0) {
+        sif_err("%s", err);
+        goto out;
+    }
+    if (keys.kind == SIF_KEYSRC_NONE)
+        sif_warn("no keyfile= or keydir=: every encrypted image will be rejected (key.missing)");
+    int r = sif_store_open(o.store, &env, &fs.store);
+    if (r) {
+        sif_err("cannot open store %s (%s)", o.store, strerror(-r));
+        goto out;
+    }
+
+    snprintf(fsname, sizeof(fsname), "-ofsname=safeimgfs:%s,subtype=safeimgfs", o.store);
+    if (fuse_opt_add_arg(&args, "-oro,default_permissions,noatime,nodev,nosuid") != 0 ||
+        fuse_opt_add_arg(&args, fsname) != 0 || fuse_opt_add_arg(&args, "-omax_read=1048576") != 0)
+        goto out;
+    se = fuse_session_new(&args, &sif_ops, sizeof(sif_ops), &fs);
+    if (!se)
+        goto out;
+    if (fuse_set_signal_handlers(se) != 0)
+        goto out_session;
+    if (fuse_session_mount(se, cl.mountpoint) != 0)
+        goto out_signals;
+    if (fuse_daemonize(cl.foreground) != 0)
+        goto out_unmount;
+    if (!cl.foreground)
+        sif_log_syslog();
+    /* The unlock helper must be forked while this process has one thread. */
+    r = sif_unlock_init();
+    if (r) {
+        sif_err("cannot start the unlock helper (%s)", strerror(-r));
+        goto out_unmount;
+    }
+    r = sif_store_start(fs.store, (unsigned)o.workers);
+    if (r) {
+        sif_err("cannot start inspection workers (%s)", strerror(-r));
+        goto out_unmount;
+    }
+    sif_info("serving %s on %s (%zu candidates)", o.store, cl.mountpoint, sif_store_count(fs.store));
+
+    lc = fuse_loop_cfg_create();
+    if (!lc)
+        goto out_unmount;
+    fuse_loop_cfg_set_clone_fd(lc, cl.clone_fd);
+    fuse_loop_cfg_set_idle_threads(lc, cl.max_idle_threads);
+    /* libfuse leaves max_threads unset (UINT_MAX) unless -o max_threads=
+     * is given: default to enough threads to overlap reads on two cores. */
+    fuse_loop_cfg_set_max_threads(lc, cl.max_threads > 0 && cl.max_threads <= 1024 ? cl.max_threads : 16);
+    ret = fuse_session_loop_mt(se, lc) != 0 ? 1 : 0;
+    fuse_loop_cfg_destroy(lc);
+    sif_info("unmounting %s", cl.mountpoint);
+
+out_unmount:
+    /* Kill in-flight unlocks so that workers return at once. */
+    sif_unlock_shutdown();
+    fuse_session_unmount(se);
+out_signals:
+    fuse_remove_signal_handlers(se);
+out_session:
+    fuse_session_destroy(se);
+out:
+    sif_store_free(fs.store);
+    sif_keysrc_close(&keys);
+    free(cl.mountpoint);
+    free(o.store);
+    free(o.keyfile);
+    free(o.keydir);
+    fuse_opt_free_args(&args);
+    return ret;
+}

@@ -1,0 +1,25 @@
+/* secmem.h: memory for secrets (passphrases, volume keys).
+ *
+ * Allocations are page-backed, mlock()ed so they never reach swap, marked
+ * MADV_DONTDUMP so they never reach a core dump and MADV_WIPEONFORK so a
+ * child never inherits them, and wiped before they are unmapped.
+ */
+#ifndef SIF_SECMEM_H
+#define SIF_SECMEM_H
+
+#include <stddef.h>
+
+/* Zeroed, locked memory of at least len bytes, or NULL (errno set). */
+void *sif_secure_alloc(size_t len);
+
+/* Wipes and releases memory from sif_secure_alloc(); NULL is a no-op. */
+void sif_secure_free(void *p);
+
+/* Wipes len bytes in a way the compiler cannot elide. */
+void sif_wipe(void *p, size_t len);
+
+/* Process-wide hardening: no core dumps, not ptrace-attachable by other
+ * users' processes.  Returns 0 or -errno. */
+int sif_harden_process(void);
+
+#endif
