@@ -25,11 +25,12 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: safeimg-inspect [--keyfile FILE | --keydir DIR] [--json] IMAGE...\n"
+            "usage: safeimg-inspect [--keyfile FILE | --keydir DIR] [--json] [--unlock-timeout S] IMAGE...\n"
             "Inspects encrypted images (LUKS1, LUKS2) as safeimgfs would and prints each verdict.\n"
             "  --keyfile FILE  the passphrase of every image\n"
             "  --keydir DIR    the passphrase of IMAGE is DIR/NAME.key (NAME = basename of IMAGE)\n"
             "  --json          one JSON document per image, one per line\n"
+            "  --unlock-timeout S  kill a key slot unlock after S seconds (default 60)\n"
             "  --help          this text; --version  the version\n"
             "Exit status: 0 all accepted, 1 any rejected, 2 usage or I/O error.\n");
 }
@@ -40,6 +41,7 @@ int main(int argc, char **argv)
         { "keyfile", required_argument, NULL, 'k' },
         { "keydir", required_argument, NULL, 'K' },
         { "json", no_argument, NULL, 'j' },
+        { "unlock-timeout", required_argument, NULL, 't' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -49,6 +51,7 @@ int main(int argc, char **argv)
     struct sif_policy policy;
     struct sif_inspect_env env = { &policy, &keys };
     bool json = false;
+    long unlock_timeout = 0;
     int c, status = 0;
     char err[256];
 
@@ -64,6 +67,16 @@ int main(int argc, char **argv)
         case 'j':
             json = true;
             break;
+        case 't': {
+            char *end;
+
+            unlock_timeout = strtol(optarg, &end, 10);
+            if (*end || unlock_timeout < 1 || unlock_timeout > 3600) {
+                fprintf(stderr, "safeimg-inspect: --unlock-timeout takes 1..3600 seconds\n");
+                return 2;
+            }
+            break;
+        }
         case 'h':
             usage(stdout);
             return 0;
@@ -82,6 +95,8 @@ int main(int argc, char **argv)
     if (sif_harden_process() != 0)
         sif_warn("cannot disable core dumps");
     sif_policy_default(&policy);
+    if (unlock_timeout)
+        policy.unlock_timeout_s = (uint32_t)unlock_timeout;
     err[0] = 0;
     if (sif_keysrc_open(&keys, keyfile ? SIF_KEYSRC_FILE : keydir ? SIF_KEYSRC_DIR : SIF_KEYSRC_NONE,
                         keyfile ? keyfile : keydir, err, sizeof(err)) != 0) {

@@ -55,6 +55,7 @@ struct sif_opts {
     char *keydir;
     int uid, gid, umask;
     int workers;
+    int unlock_timeout;
     int show_version;
 };
 
@@ -460,6 +461,7 @@ static const struct fuse_opt sif_opt_spec[] = {
     SIF_OPT("gid=%d", gid),
     SIF_OPT("umask=%o", umask),
     SIF_OPT("workers=%d", workers),
+    SIF_OPT("unlock_timeout=%d", unlock_timeout),
     SIF_OPT("--version", show_version),
     SIF_OPT("-V", show_version),
     FUSE_OPT_END
@@ -486,6 +488,7 @@ static void sif_usage(const char *prog)
            "    -o uid=N,gid=N         owner of the views (default: the mounting user)\n"
            "    -o umask=M             octal mask of the views' modes (default 0227: files 0440)\n"
            "    -o workers=N           inspection threads (default 2)\n"
+           "    -o unlock_timeout=S    kill a key slot unlock after S seconds (default 60)\n"
            "    -f                     stay in the foreground (verdicts on stderr)\n"
            "    -d                     debug output (implies -f)\n"
            "    -V, --version          print the version\n\n"
@@ -564,6 +567,14 @@ int main(int argc, char **argv)
     if (sif_harden_process() != 0)
         sif_warn("cannot disable core dumps");
     sif_policy_default(&policy);
+    if (o.unlock_timeout) {
+        if (o.unlock_timeout < 1 || o.unlock_timeout > 3600) {
+            sif_err("unlock_timeout=%d is outside 1..3600", o.unlock_timeout);
+            ret = 2;
+            goto out;
+        }
+        policy.unlock_timeout_s = (uint32_t)o.unlock_timeout;
+    }
     if (sif_keysrc_open(&keys, o.keyfile ? SIF_KEYSRC_FILE : o.keydir ? SIF_KEYSRC_DIR : SIF_KEYSRC_NONE,
                         o.keyfile ? o.keyfile : o.keydir, err, sizeof(err)) != 0) {
         sif_err("%s", err);

@@ -4,9 +4,10 @@
 usage: patch-luks2-pbkdf.py IMAGE [--slot ID | --digest ID]
                             [--field NAME] [--value N] [--check]
 
-Default: keyslots["0"].kdf.iterations := 2000000000. With --digest ID the
-field of digests[ID] is changed instead (a pbkdf2 digest). --field picks another
-KDF field (e.g. "memory" or "cpus" for argon2). --check only verifies both
+Default: keyslots["0"].kdf's cost := 2000000000, the cost being "iterations"
+for pbkdf2 and "time" for argon2i/argon2id. With --digest ID the field of
+digests[ID] is changed instead (a pbkdf2 digest). --field picks another KDF
+field (e.g. "memory" or "cpus" for argon2). --check only verifies both
 header copies and exits 0 (valid) or 1.
 
 LUKS2 on-disk layout (cryptsetup docs/on-disk-format-luks2.pdf), big-endian:
@@ -58,7 +59,7 @@ def checksum(binhdr, js):
 def main(argv):
     args = argv[1:]
     image = None
-    kind, ident, field, value, check = "keyslots", "0", "iterations", 2000000000, False
+    kind, ident, field, value, check = "keyslots", "0", None, 2000000000, False
     while args:
         a = args.pop(0)
         if a == "--slot":
@@ -102,6 +103,8 @@ def main(argv):
         except KeyError:
             sys.stderr.write("%s: no %s %s\n" % (image, kind, ident))
             return 1
+        if field is None:
+            field = "time" if "time" in target else "iterations"
         if field not in target:
             sys.stderr.write("%s: %s %s has no field %s\n" % (image, kind, ident, field))
             return 1
