@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,11 +266,13 @@ static void sif_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         fuse_reply_err(req, EISDIR);
         return;
     }
-    if (!sif_view(fs, ino)) {
+    struct sif_entry *e = sif_view(fs, ino);
+    if (!e) {
         fuse_reply_err(req, ENOENT);
         return;
     }
-    fi->fh = 0;
+    /* The read path uses the handle's entry: no lookup, no lock. */
+    fi->fh = (uint64_t)(uintptr_t)e;
     /* A view is immutable while mounted: readers share the page cache. */
     fi->keep_cache = 1;
     fi->noflush = 1;
@@ -286,13 +290,37 @@ static void sif_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
     fuse_reply_err(req, 0);
 }
 
-/* One plaintext buffer per FUSE thread, reused across requests. */
-static _Thread_local uint8_t *sif_tl_buf;
+/* One plaintext buffer per FUSE thread, reused across requests and freed
+ * when libfuse retires the thread. */
+static pthread_key_t sif_buf_key;
+static pthread_once_t sif_buf_once = PTHREAD_ONCE_INIT;
+
+static void sif_buf_key_make(void)
+{
+    (void)pthread_key_create(&sif_buf_key, free);
+}
+
+static uint8_t *sif_thread_buf(void)
+{
+    void *buf;
+
+    pthread_once(&sif_buf_once, sif_buf_key_make);
+    buf = pthread_getspecific(sif_buf_key);
+    if (buf)
+        return buf;
+    if (posix_memalign(&buf, 4096, SIF_MAX_READ) != 0)
+        return NULL;
+    if (pthread_setspecific(sif_buf_key, buf) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
 
 static void sif_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-    struct sif_fs *fs = sif_fs(req);
     struct sif_entry *e;
+    uint8_t *buf;
     ssize_t n;
 
     if (ino == SIF_INO_STATUS) {
@@ -304,48 +332,52 @@ static void sif_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, 
             fuse_reply_buf(req, h->json + off, size < h->len - (size_t)off ? size : h->len - (size_t)off);
         return;
     }
-    e = sif_view(fs, ino);
+    e = (struct sif_entry *)(uintptr_t)fi->fh;
     if (!e || off < 0) {
-        fuse_reply_err(req, e ? EINVAL : ENOENT);
+        fuse_reply_err(req, e ? EINVAL : EBADF);
         return;
     }
     if (size > SIF_MAX_READ)
         size = SIF_MAX_READ;
-    if (!sif_tl_buf && posix_memalign((void **)&sif_tl_buf, 4096, SIF_MAX_READ) != 0) {
-        sif_tl_buf = NULL;
+    buf = sif_thread_buf();
+    if (!buf) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    n = sif_image_pread(e->img, sif_tl_buf, size, (uint64_t)off);
+    n = sif_image_pread(e->img, buf, size, (uint64_t)off);
     if (n < 0) {
         sif_err("%s: read of %zu bytes at %lld failed (%s)", e->name, size, (long long)off, strerror((int)-n));
         fuse_reply_err(req, EIO);
         return;
     }
-    fuse_reply_buf(req, (const char *)sif_tl_buf, (size_t)n);
+    fuse_reply_buf(req, (const char *)buf, (size_t)n);
 }
 
 static void sif_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
-    struct sif_entry *e = sif_view(sif_fs(req), ino);
     uint64_t size;
 
-    if (!e) {
-        fuse_reply_err(req, ENOENT);
+    if (ino == SIF_INO_STATUS) {
+        size = ((struct sif_status_fh *)(uintptr_t)fi->fh)->len;
+    } else {
+        struct sif_entry *e = (struct sif_entry *)(uintptr_t)fi->fh;
+
+        if (ino < SIF_INO_FIRST || !e) {
+            fuse_reply_err(req, EINVAL);
+            return;
+        }
+        size = e->img->size;
+    }
+    if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+        fuse_reply_err(req, EINVAL);
         return;
     }
-    size = e->img->size;
     if (off < 0 || (uint64_t)off >= size) {
         fuse_reply_err(req, ENXIO);
         return;
     }
     /* Raw LUKS has no holes: a hole in the ciphertext decrypts to noise. */
-    if (whence == SEEK_DATA)
-        fuse_reply_lseek(req, off);
-    else if (whence == SEEK_HOLE)
-        fuse_reply_lseek(req, (off_t)size);
-    else
-        fuse_reply_err(req, EINVAL);
+    fuse_reply_lseek(req, whence == SEEK_DATA ? off : (off_t)size);
 }
 
 static void sif_op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -624,7 +656,10 @@ int main(int argc, char **argv)
     /* libfuse leaves max_threads unset (UINT_MAX) unless -o max_threads=
      * is given: default to enough threads to overlap reads on two cores. */
     fuse_loop_cfg_set_max_threads(lc, cl.max_threads > 0 && cl.max_threads <= 1024 ? cl.max_threads : 16);
-    ret = fuse_session_loop_mt(se, lc) != 0 ? 1 : 0;
+    /* libfuse's signal handler stores the signal number as the loop's
+     * result: an unmount by SIGTERM, SIGINT or SIGHUP is a clean exit. */
+    r = fuse_session_loop_mt(se, lc);
+    ret = r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP ? 0 : 1;
     fuse_loop_cfg_destroy(lc);
     sif_info("unmounting %s", cl.mountpoint);
 

@@ -114,6 +114,7 @@ int sif_store_open(const char *path, const struct sif_inspect_env *env, struct s
         struct sif_entry *e = &s->entries[s->n];
         memset(e, 0, sizeof(*e));
         sif_verdict_init(&e->verdict);
+        atomic_init(&e->state, SIF_PENDING);
         e->name = strdup(de->d_name);
         if (!e->name) {
             r = -ENOMEM;
@@ -165,6 +166,7 @@ static void sif_store_inspect(struct sif_store *s, struct sif_entry *e)
     pthread_mutex_lock(&s->lock);
     e->img = img;
     e->verdict = v;
+    atomic_store_explicit(&e->state, v.state, memory_order_release);
     s->pending--;
     pthread_cond_broadcast(&s->decided);
     pthread_mutex_unlock(&s->lock);
@@ -249,7 +251,7 @@ struct sif_entry *sif_store_find(struct sif_store *s, const char *name, bool wai
     if (!e || !wait)
         return e;
     pthread_mutex_lock(&s->lock);
-    while (e->verdict.state == SIF_PENDING && !s->stopping)
+    while (atomic_load_explicit(&e->state, memory_order_relaxed) == SIF_PENDING && !s->stopping)
         pthread_cond_wait(&s->decided, &s->lock);
     pthread_mutex_unlock(&s->lock);
     return e;
@@ -257,12 +259,8 @@ struct sif_entry *sif_store_find(struct sif_store *s, const char *name, bool wai
 
 enum sif_state sif_store_state(struct sif_store *s, const struct sif_entry *e)
 {
-    enum sif_state st;
-
-    pthread_mutex_lock(&s->lock);
-    st = e->verdict.state;
-    pthread_mutex_unlock(&s->lock);
-    return st;
+    (void)s;
+    return (enum sif_state)atomic_load_explicit(&e->state, memory_order_acquire);
 }
 
 void sif_store_wait_all(struct sif_store *s)

@@ -9,6 +9,7 @@
 #ifndef SIF_STORE_H
 #define SIF_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +22,9 @@ struct sif_store;
 struct sif_entry {
     char *name;
     size_t index;
+    /* The published state: written once (release) after verdict and img,
+     * read without a lock (acquire) on the read path. */
+    _Atomic int state;
     struct sif_verdict verdict;  /* guarded by the store lock until decided */
     struct sif_image *img;       /* set, and immutable, once accepted */
 };
@@ -41,7 +45,7 @@ size_t sif_store_count(const struct sif_store *s);
 struct sif_entry *sif_store_entry(struct sif_store *s, size_t i);
 /* The entry called name, or NULL; with wait, blocks until it is decided. */
 struct sif_entry *sif_store_find(struct sif_store *s, const char *name, bool wait);
-/* The current state of an entry (a snapshot, taken under the lock). */
+/* The current state of an entry; lock-free. */
 enum sif_state sif_store_state(struct sif_store *s, const struct sif_entry *e);
 /* Blocks until no entry is pending. */
 void sif_store_wait_all(struct sif_store *s);
