@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,11 +236,21 @@ static void sif_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 }
 
 /* Snapshot of status.json taken at open time, so a reader sees one
- * consistent document. */
+ * consistent document.  A read holds a reference while it replies: the
+ * reader may close (and RELEASE arrive) as soon as the reply is written. */
 struct sif_status_fh {
+    atomic_int refs;
     size_t len;
     char *json;
 };
+
+static void sif_status_put(struct sif_status_fh *h)
+{
+    if (atomic_fetch_sub(&h->refs, 1) == 1) {
+        free(h->json);
+        free(h);
+    }
+}
 
 static void sif_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -257,6 +268,7 @@ static void sif_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
             fuse_reply_err(req, ENOMEM);
             return;
         }
+        atomic_init(&h->refs, 1);
         fi->fh = (uint64_t)(uintptr_t)h;
         fi->direct_io = 1;
         fuse_reply_open(req, fi);
@@ -281,12 +293,8 @@ static void sif_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 
 static void sif_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    if (ino == SIF_INO_STATUS && fi->fh) {
-        struct sif_status_fh *h = (struct sif_status_fh *)(uintptr_t)fi->fh;
-
-        free(h->json);
-        free(h);
-    }
+    if (ino == SIF_INO_STATUS && fi->fh)
+        sif_status_put((struct sif_status_fh *)(uintptr_t)fi->fh);
     fuse_reply_err(req, 0);
 }
 
@@ -326,10 +334,12 @@ static void sif_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, 
     if (ino == SIF_INO_STATUS) {
         struct sif_status_fh *h = (struct sif_status_fh *)(uintptr_t)fi->fh;
 
+        atomic_fetch_add(&h->refs, 1);
         if (off < 0 || (size_t)off >= h->len)
             fuse_reply_buf(req, NULL, 0);
         else
             fuse_reply_buf(req, h->json + off, size < h->len - (size_t)off ? size : h->len - (size_t)off);
+        sif_status_put(h);
         return;
     }
     e = (struct sif_entry *)(uintptr_t)fi->fh;
