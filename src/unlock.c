@@ -279,6 +279,10 @@ static void sif_worker(int sock, int out)
                 r->key_len = (uint32_t)klen;
                 break;
             }
+            if (ret == -ENOMEM) {
+                sif_result(r, SIF_UNLOCK_LIMIT, "key slot %d needs more memory than the unlock limit allows", i);
+                break;
+            }
             if (ret != -EPERM) {
                 sif_result(r, SIF_UNLOCK_ERROR, "libcryptsetup failed on key slot %d (%s)", i,
                            strerror(ret < 0 ? -ret : EINVAL));
