@@ -32,7 +32,9 @@ struct sif_policy {
     uint64_t argon2_max_cost;
     /* The unlock child is killed after this many wall-clock seconds. */
     uint32_t unlock_timeout_s;
-    /* RLIMIT_CPU of the unlock child, seconds. */
+    /* RLIMIT_CPU of the unlock child, seconds over all its threads: a
+     * backstop behind the wall clock, so the wall-clock limit times the
+     * Argon2 lanes that may run at once. */
     uint32_t unlock_cpu_s;
     /* RLIMIT_AS of the unlock child, bytes: the Argon2 memory cap plus room
      * for the program and libraries. */
@@ -40,5 +42,7 @@ struct sif_policy {
 };
 
 void sif_policy_default(struct sif_policy *p);
+/* Sets the wall-clock limit and the CPU limit that goes with it. */
+void sif_policy_set_unlock_timeout(struct sif_policy *p, uint32_t seconds);
 
 #endif

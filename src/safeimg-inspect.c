@@ -96,7 +96,7 @@ int main(int argc, char **argv)
         sif_warn("cannot disable core dumps");
     sif_policy_default(&policy);
     if (unlock_timeout)
-        policy.unlock_timeout_s = (uint32_t)unlock_timeout;
+        sif_policy_set_unlock_timeout(&policy, (uint32_t)unlock_timeout);
     err[0] = 0;
     if (sif_keysrc_open(&keys, keyfile ? SIF_KEYSRC_FILE : keydir ? SIF_KEYSRC_DIR : SIF_KEYSRC_NONE,
                         keyfile ? keyfile : keydir, err, sizeof(err)) != 0) {

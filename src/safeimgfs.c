@@ -585,6 +585,18 @@ int main(int argc, char **argv)
         free(o.store);
         o.store = abs;
     }
+    if (o.keyfile) {
+        /* The daemon changes to / when it detaches: keep an absolute path. */
+        char *abs = realpath(o.keyfile, NULL);
+
+        if (!abs) {
+            sif_err("key file %s: %s", o.keyfile, strerror(errno));
+            ret = 2;
+            goto out;
+        }
+        free(o.keyfile);
+        o.keyfile = abs;
+    }
     if (o.keyfile && o.keydir) {
         sif_err("keyfile= and keydir= are mutually exclusive");
         ret = 2;
@@ -615,7 +627,7 @@ int main(int argc, char **argv)
             ret = 2;
             goto out;
         }
-        policy.unlock_timeout_s = (uint32_t)o.unlock_timeout;
+        sif_policy_set_unlock_timeout(&policy, (uint32_t)o.unlock_timeout);
     }
     if (sif_keysrc_open(&keys, o.keyfile ? SIF_KEYSRC_FILE : o.keydir ? SIF_KEYSRC_DIR : SIF_KEYSRC_NONE,
                         o.keyfile ? o.keyfile : o.keydir, err, sizeof(err)) != 0) {
@@ -662,7 +674,8 @@ int main(int argc, char **argv)
     if (!lc)
         goto out_unmount;
     fuse_loop_cfg_set_clone_fd(lc, cl.clone_fd);
-    fuse_loop_cfg_set_idle_threads(lc, cl.max_idle_threads);
+    if (cl.max_idle_threads != UINT_MAX)
+        fuse_loop_cfg_set_idle_threads(lc, cl.max_idle_threads);
     /* libfuse leaves max_threads unset (UINT_MAX) unless -o max_threads=
      * is given: default to enough threads to overlap reads on two cores. */
     fuse_loop_cfg_set_max_threads(lc, cl.max_threads > 0 && cl.max_threads <= 1024 ? cl.max_threads : 16);
@@ -674,7 +687,10 @@ int main(int argc, char **argv)
     sif_info("unmounting %s", cl.mountpoint);
 
 out_unmount:
-    /* Kill in-flight unlocks so that workers return at once. */
+    /* Abandon in-flight inspections: stop the store first so that their
+     * failures are not reported as verdicts, then kill the unlocks. */
+    if (fs.store)
+        sif_store_stop(fs.store);
     sif_unlock_shutdown();
     fuse_session_unmount(se);
 out_signals:

@@ -160,10 +160,17 @@ static void sif_store_inspect(struct sif_store *s, struct sif_entry *e)
     }
     if (v.state == SIF_PENDING)
         sif_reject(&v, -EIO, "inspect.internal", "inspection ended without a verdict");
-    sif_verdict_line(e->name, &v, line, sizeof(line));
-    sif_log(v.state == SIF_ACCEPTED ? SIF_LOG_INFO : SIF_LOG_WARN, "%s", line);
 
     pthread_mutex_lock(&s->lock);
+    if (s->stopping) {
+        /* Unmounting: the inspection was cut short, its outcome means
+         * nothing. */
+        pthread_mutex_unlock(&s->lock);
+        sif_image_free(img);
+        return;
+    }
+    sif_verdict_line(e->name, &v, line, sizeof(line));
+    sif_log(v.state == SIF_ACCEPTED ? SIF_LOG_INFO : SIF_LOG_WARN, "%s", line);
     e->img = img;
     e->verdict = v;
     atomic_store_explicit(&e->state, v.state, memory_order_release);
@@ -207,13 +214,19 @@ int sif_store_start(struct sif_store *s, unsigned nworkers)
     return 0;
 }
 
+void sif_store_stop(struct sif_store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->decided);
+    pthread_mutex_unlock(&s->lock);
+}
+
 void sif_store_free(struct sif_store *s)
 {
     if (!s)
         return;
-    pthread_mutex_lock(&s->lock);
-    s->stopping = true;
-    pthread_mutex_unlock(&s->lock);
+    sif_store_stop(s);
     for (unsigned i = 0; i < s->nworkers; i++)
         pthread_join(s->workers[i], NULL);
     free(s->workers);

@@ -37,6 +37,9 @@ bool sif_store_candidate(const char *name);
 int sif_store_open(const char *path, const struct sif_inspect_env *env, struct sif_store **out);
 /* Starts nworkers inspection threads.  0 or -errno. */
 int sif_store_start(struct sif_store *s, unsigned nworkers);
+/* Marks the store as stopping: verdicts reached from now on are dropped
+ * (not logged, not published) and waiters return. */
+void sif_store_stop(struct sif_store *s);
 /* Stops the workers (in-flight inspections are abandoned) and frees all. */
 void sif_store_free(struct sif_store *s);
 
