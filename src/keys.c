@@ -63,7 +63,7 @@ int sif_keysrc_open(struct sif_keysrc *ks, enum sif_keysrc_kind kind, const char
         }
         return 0;
     }
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open key file %s (%s)", path, strerror(errno));
         return -errno;
@@ -94,12 +94,12 @@ int sif_key_load(const struct sif_keysrc *ks, const char *name, uint8_t **pass, 
     *len = 0;
     switch (ks->kind) {
     case SIF_KEYSRC_FILE:
-        fd = open(ks->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        fd = open(ks->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         break;
     case SIF_KEYSRC_DIR:
         if ((size_t)snprintf(keyname, sizeof(keyname), "%s.key", name) >= sizeof(keyname))
             return sif_reject(v, -ENAMETOOLONG, "key.missing", "the image name is too long for a key file name");
-        fd = openat(ks->dirfd, keyname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        fd = openat(ks->dirfd, keyname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         break;
     default:
         return sif_reject(v, -ENOKEY, "key.missing", "no key source configured (use keyfile= or keydir=)");

@@ -352,7 +352,7 @@ static int sif_luks2_kdf(struct json_object *ks, int id, struct sif_luks_slot *s
     if (!strcmp(type, "argon2i") || !strcmp(type, "argon2id")) {
         uint64_t mem, cpus;
 
-        slot->kdf = type[6] ? SIF_KDF_ARGON2ID : SIF_KDF_ARGON2I;
+        slot->kdf = type[7] ? SIF_KDF_ARGON2ID : SIF_KDF_ARGON2I;
         if (!sif_json_uint(kdf, "time", UINT32_MAX, &val) || !val ||
             !sif_json_uint(kdf, "memory", UINT32_MAX, &mem) || !mem ||
             !sif_json_uint(kdf, "cpus", UINT32_MAX, &cpus) || !cpus)

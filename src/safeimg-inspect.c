@@ -107,6 +107,8 @@ int main(int argc, char **argv)
         sif_err("cannot start the unlock helper");
         return 2;
     }
+    if (sif_lock_all_memory() != 0)
+        sif_debug("memory stays unlocked");
     for (int i = optind; i < argc; i++) {
         char *copy = strdup(argv[i]);
         const char *base = copy ? basename(copy) : argv[i];

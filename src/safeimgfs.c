@@ -663,6 +663,12 @@ int main(int argc, char **argv)
         sif_err("cannot start the unlock helper (%s)", strerror(-r));
         goto out_unmount;
     }
+    /* After the helper's fork: memory locks are not inherited, and the
+     * helper holds no secrets (its workers lock their own). */
+    r = sif_lock_all_memory();
+    if (r)
+        sif_warn("memory stays unlocked (%s): cipher key schedules could reach swap; "
+                 "run as root or with an unlimited RLIMIT_MEMLOCK", strerror(-r));
     r = sif_store_start(fs.store, (unsigned)o.workers);
     if (r) {
         sif_err("cannot start inspection workers (%s)", strerror(-r));

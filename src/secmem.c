@@ -4,6 +4,9 @@
 #include "secmem.h"
 
 #include <errno.h>
+#include <linux/capability.h>
+#include <stdbool.h>
+#include <sys/syscall.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -61,6 +64,37 @@ void sif_secure_free(void *p)
     explicit_bzero(base, total);
     munlock(base, total);
     munmap(base, total);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SIF_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SIF_ASAN 1
+#endif
+#endif
+
+int sif_lock_all_memory(void)
+{
+#ifdef SIF_ASAN
+    /* AddressSanitizer's shadow memory cannot be locked. */
+    return -ENOTSUP;
+#else
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct caps[2];
+    struct rlimit rl;
+    bool ipc_lock;
+
+    memset(caps, 0, sizeof(caps));
+    ipc_lock = syscall(SYS_capget, &hdr, caps) == 0 && (caps[0].effective & (1u << CAP_IPC_LOCK));
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0)
+        return -errno;
+    if (!ipc_lock && rl.rlim_cur != RLIM_INFINITY)
+        return -EPERM;
+    if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0)
+        return -errno;
+    return 0;
+#endif
 }
 
 int sif_harden_process(void)

@@ -22,4 +22,12 @@ void sif_wipe(void *p, size_t len);
  * users' processes.  Returns 0 or -errno. */
 int sif_harden_process(void);
 
+/* Locks all present and future memory of the process (pages are locked
+ * as they are touched), so that secrets held by libraries (OpenSSL's
+ * expanded key schedules, libcryptsetup's buffers) never reach swap.  Done
+ * only where locking cannot make later allocations fail: with an unlimited
+ * RLIMIT_MEMLOCK (as root by default).  Returns 0, or -errno when memory
+ * stays unlocked. */
+int sif_lock_all_memory(void);
+
 #endif

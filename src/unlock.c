@@ -244,6 +244,9 @@ static void sif_worker(int sock, int out)
     int ret;
 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* libcryptsetup's derived keys live in its own buffers: lock them too
+     * where that is possible (before RLIMIT_AS is set below). */
+    (void)sif_lock_all_memory();
     if (!msg || !r || sif_recv_fd(sock, msg, sizeof(*msg), &meta_fd) != 0 || meta_fd < 0 ||
         msg->pass_len > SIF_PASS_MAX)
         _exit(3);

@@ -74,7 +74,7 @@ UNIT_FN size_t unit_hex(const char *hex, uint8_t *out, size_t cap)
     int hi = -1;
 
     for (const char *p = hex; *p; p++) {
-        int d;
+        int d = 0;
 
         if (*p == ' ' || *p == '\n' || *p == '\t')
             continue;
