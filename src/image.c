@@ -17,6 +17,7 @@
 
 const struct sif_format *const sif_formats[] = {
     &sif_format_luks,
+    &sif_format_qcow2,
     NULL,
 };
 
@@ -162,6 +163,36 @@ ssize_t sif_image_pread(struct sif_image *img, void *buf, size_t len, uint64_t o
     return r ? r : (ssize_t)len;
 }
 
+int sif_image_seek(struct sif_image *img, uint64_t off, int whence, uint64_t *out)
+{
+    if (whence != SEEK_DATA && whence != SEEK_HOLE)
+        return -EINVAL;
+    if (off >= img->size)
+        return -ENXIO;
+    if (!img->fmt->extent) {
+        *out = whence == SEEK_DATA ? off : img->size;
+        return 0;
+    }
+    while (off < img->size) {
+        bool data;
+        uint64_t len;
+        int r = img->fmt->extent(img, off, &data, &len);
+
+        if (r)
+            return r;
+        if (data == (whence == SEEK_DATA)) {
+            *out = off;
+            return 0;
+        }
+        off = len < img->size - off ? off + len : img->size;
+    }
+    /* Past the last data there is only the implicit hole at the end. */
+    if (whence == SEEK_DATA)
+        return -ENXIO;
+    *out = img->size;
+    return 0;
+}
+
 /* ------------------------------------------------------------ inspection */
 
 static int sif_inspect_inner(struct sif_image *img)
@@ -217,7 +248,7 @@ int sif_image_inspect(struct sif_image *img, const struct sif_inspect_env *env)
         free(head);
         return sif_reject(v, -EINVAL, "outer.format",
                           nmatch ? "the file matches several encrypted formats"
-                                 : "not an encrypted image (no LUKS header)");
+                                 : "not an encrypted image (no LUKS or qcow2 header)");
     }
     img->fmt = match;
     r = match->open(img, env, head, hl);

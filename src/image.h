@@ -44,6 +44,10 @@ struct sif_format {
     /* Reads plaintext [off, off + len), both multiples of img->unit and
      * inside img->size, into buf.  0 or -errno. */
     int (*read)(struct sif_image *img, struct sif_crypt_ctx *ctx, uint8_t *buf, size_t len, uint64_t off);
+    /* Describes the content at off (< img->size): *data is false where it
+     * provably reads as zeros; *len (> 0) is how far that holds.  NULL
+     * means all data.  0 or -errno. */
+    int (*extent)(struct sif_image *img, uint64_t off, bool *data, uint64_t *len);
     void (*close)(struct sif_image *img);
 };
 
@@ -70,6 +74,7 @@ struct sif_image {
 /* The outer formats, NULL-terminated. */
 extern const struct sif_format *const sif_formats[];
 extern const struct sif_format sif_format_luks;
+extern const struct sif_format sif_format_qcow2;
 
 /* Opens dirfd/name (dirfd may be AT_FDCWD).  Regular files only.
  * 0 or -errno. */
@@ -81,6 +86,9 @@ int sif_image_inspect(struct sif_image *img, const struct sif_inspect_env *env);
  * Returns bytes read or -errno. */
 ssize_t sif_image_pread(struct sif_image *img, void *buf, size_t len, uint64_t off);
 void sif_image_free(struct sif_image *img);
+/* lseek(SEEK_DATA or SEEK_HOLE) on the plaintext: 0 with the offset in
+ * *out, -ENXIO past the end, or -errno. */
+int sif_image_seek(struct sif_image *img, uint64_t off, int whence, uint64_t *out);
 
 /* pread() of exactly len bytes; -EIO on a short read (truncated blob). */
 int sif_pread_full(int fd, void *buf, size_t len, uint64_t off);

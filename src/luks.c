@@ -555,6 +555,18 @@ out:
     return r;
 }
 
+int sif_luks_parse_embedded(const uint8_t *buf, size_t region_len, struct sif_luks_info *info,
+                            struct sif_verdict *v)
+{
+    memset(info, 0, sizeof(*info));
+    if (!sif_luks_detect(buf, region_len))
+        return sif_reject(v, -EINVAL, "qcow2.crypt_header", "the encryption header region holds no LUKS header");
+    if (sif_be16(buf + L1_VERSION) != 1)
+        return sif_reject(v, -EINVAL, "qcow2.crypt_header", "the embedded LUKS header is version %u; qcow2 uses LUKS1 only",
+                          (unsigned)sif_be16(buf + L1_VERSION));
+    return sif_luks1_parse(buf, region_len, region_len, info, v);
+}
+
 int sif_luks_parse(const uint8_t *buf, size_t len, uint64_t file_size, struct sif_luks_info *info,
                    struct sif_verdict *v)
 {

@@ -71,6 +71,14 @@ bool sif_luks_detect(const uint8_t *buf, size_t len);
 int sif_luks_parse(const uint8_t *buf, size_t len, uint64_t file_size, struct sif_luks_info *info,
                    struct sif_verdict *v);
 
+/* Parses a LUKS1 header embedded in a qcow2 image: buf holds the whole
+ * encryption header region of region_len bytes (key material offsets are
+ * relative to it).  The data segment is the qcow2 file's, so the payload
+ * offset is only checked for consistency.  LUKS2 is refused, as qemu does.
+ * Returns 0 or -EINVAL with a rejection recorded in v. */
+int sif_luks_parse_embedded(const uint8_t *buf, size_t region_len, struct sif_luks_info *info,
+                            struct sif_verdict *v);
+
 /* Applies the policy to a parsed header: cipher, key size, sector size and
  * every key slot's and digest's PBKDF cost.  Returns 0 or -EPERM with the
  * rejection recorded in v. */

@@ -365,29 +365,37 @@ static void sif_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, 
 
 static void sif_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
-    uint64_t size;
+    uint64_t out;
+    int r;
 
-    if (ino == SIF_INO_STATUS) {
-        size = ((struct sif_status_fh *)(uintptr_t)fi->fh)->len;
-    } else {
-        struct sif_entry *e = (struct sif_entry *)(uintptr_t)fi->fh;
-
-        if (ino < SIF_INO_FIRST || !e) {
-            fuse_reply_err(req, EINVAL);
-            return;
-        }
-        size = e->img->size;
-    }
     if (whence != SEEK_DATA && whence != SEEK_HOLE) {
         fuse_reply_err(req, EINVAL);
         return;
     }
-    if (off < 0 || (uint64_t)off >= size) {
+    if (off < 0) {
         fuse_reply_err(req, ENXIO);
         return;
     }
-    /* Raw LUKS has no holes: a hole in the ciphertext decrypts to noise. */
-    fuse_reply_lseek(req, whence == SEEK_DATA ? off : (off_t)size);
+    if (ino == SIF_INO_STATUS) {
+        uint64_t size = ((struct sif_status_fh *)(uintptr_t)fi->fh)->len;
+
+        if ((uint64_t)off >= size)
+            fuse_reply_err(req, ENXIO);
+        else
+            fuse_reply_lseek(req, whence == SEEK_DATA ? off : (off_t)size);
+        return;
+    }
+    if (ino < SIF_INO_FIRST || !fi->fh) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    /* Holes are reported only where the content provably reads as zeros
+     * (qcow2 unallocated or zero clusters); raw LUKS is all data. */
+    r = sif_image_seek(((struct sif_entry *)(uintptr_t)fi->fh)->img, (uint64_t)off, whence, &out);
+    if (r)
+        fuse_reply_err(req, -r);
+    else
+        fuse_reply_lseek(req, (off_t)out);
 }
 
 static void sif_op_statfs(fuse_req_t req, fuse_ino_t ino)
