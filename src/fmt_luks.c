@@ -38,7 +38,8 @@ static int sif_luks_fmt_open(struct sif_image *img, const struct sif_inspect_env
 
     if (!info)
         return sif_reject(v, -ENOMEM, "blob.read", "out of memory");
-    snprintf(v->outer, sizeof(v->outer), "luks");
+    /* The version is known from the magic (detect checked it). */
+    snprintf(v->outer, sizeof(v->outer), "luks%u", (unsigned)head[7]);
     r = sif_luks_parse(head, head_len, fsize, info, v);
     if (r)
         goto out;

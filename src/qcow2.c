@@ -171,6 +171,10 @@ int sif_qcow2_parse(const uint8_t *b, size_t len, uint64_t file_size, struct sif
                           q->l1_offset, l1_bytes);
 
     q->crypt_method = sif_be32(b + Q_CRYPT);
+    /* Extensions live in the header cluster: all of it must be here (or
+     * all of the file, when it is shorter). */
+    if (len < q->cluster_size && len < file_size)
+        return sif_reject(v, -EINVAL, "qcow2.header", "the header cluster was not read whole (%zu bytes)", len);
     ext_end = q->cluster_size < len ? q->cluster_size : len;
     int r = sif_qcow2_extensions(b, hdr_len, ext_end, q, v);
     if (r)
@@ -217,10 +221,11 @@ int sif_qcow2_l1_entry(const struct sif_qcow2 *q, uint64_t raw, uint64_t file_si
 
 uint64_t sif_qcow2_cluster_bytes(const struct sif_qcow2 *q, uint64_t gcluster)
 {
-    uint64_t start = gcluster << q->cluster_bits;
+    uint64_t start;
 
-    if (start >= q->size)
+    if (gcluster > (q->size - 1) >> q->cluster_bits)
         return 0;
+    start = gcluster << q->cluster_bits;
     return q->size - start < q->cluster_size ? q->size - start : q->cluster_size;
 }
 
@@ -251,6 +256,8 @@ int sif_qcow2_l2_entry(const struct sif_qcow2 *q, const uint8_t *e, uint64_t gcl
             return sif_reject(v, -EINVAL, "qcow2.l2", "guest cluster %" PRIu64 " has subclusters both allocated and zero", gcluster);
         if (c->alloc && !host)
             return sif_reject(v, -EINVAL, "qcow2.l2", "guest cluster %" PRIu64 " has allocated subclusters but no host cluster", gcluster);
+        if (!host && (word & Q_L2_COPIED))
+            return sif_reject(v, -EINVAL, "qcow2.l2", "guest cluster %" PRIu64 " maps to host offset 0", gcluster);
         if (c->alloc) {
             /* The file must hold every allocated subcluster that lies
              * inside the virtual disk. */

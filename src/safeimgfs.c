@@ -356,7 +356,7 @@ static void sif_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, 
     }
     n = sif_image_pread(e->img, buf, size, (uint64_t)off);
     if (n < 0) {
-        sif_err("%s: read of %zu bytes at %lld failed (%s)", e->name, size, (long long)off, strerror((int)-n));
+        sif_err("%s: read of %zu bytes at %lld failed (%s)", e->display, size, (long long)off, strerror((int)-n));
         fuse_reply_err(req, EIO);
         return;
     }

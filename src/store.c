@@ -22,6 +22,10 @@
  * cache. */
 #define SIF_STORE_MAX 65536
 
+/* Lookups waiting for entries no worker has taken yet go to the front of
+ * the queue; at most this many are remembered at once. */
+#define SIF_URGENT_MAX 64
+
 struct sif_store {
     char *path;
     int dirfd;
@@ -30,7 +34,9 @@ struct sif_store {
     pthread_cond_t decided;   /* broadcast whenever a verdict is reached */
     struct sif_entry *entries;
     size_t n;
-    size_t next;              /* next entry to inspect */
+    size_t next;              /* next entry to inspect, in name order */
+    size_t urgent[SIF_URGENT_MAX]; /* entries a lookup is waiting for */
+    size_t nurgent;
     size_t pending;
     bool stopping;
     pthread_t *workers;
@@ -54,6 +60,59 @@ bool sif_store_candidate(const char *name)
         if (sif_has_suffix(name, skip[i]))
             return false;
     return true;
+}
+
+bool sif_store_name_ok(const char *name)
+{
+    const unsigned char *p = (const unsigned char *)name;
+
+    while (*p) {
+        unsigned c = *p, n, cp;
+
+        if (c < 0x20 || c == 0x7f)
+            return false;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf)
+            n = 1, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            n = 2, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            n = 3, cp = c & 0x07;
+        else
+            return false;
+        for (unsigned i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[i] & 0x3f);
+        }
+        /* Overlong forms, surrogates, beyond Unicode, and C1 controls. */
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f))
+            return false;
+        p += n + 1;
+    }
+    return true;
+}
+
+/* The name with every byte outside printable ASCII written as \xNN. */
+static char *sif_escape_name(const char *name)
+{
+    size_t n = strlen(name);
+    char *out = malloc(n * 4 + 1), *o = out;
+
+    if (!out)
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+        if (*p < 0x20 || *p >= 0x7f || *p == '\\')
+            o += sprintf(o, "\\x%02x", *p);
+        else
+            *o++ = (char)*p;
+    }
+    *o = 0;
+    return out;
 }
 
 static int sif_entry_cmp(const void *a, const void *b)
@@ -116,7 +175,8 @@ int sif_store_open(const char *path, const struct sif_inspect_env *env, struct s
         sif_verdict_init(&e->verdict);
         atomic_init(&e->state, SIF_PENDING);
         e->name = strdup(de->d_name);
-        if (!e->name) {
+        e->display = sif_store_name_ok(de->d_name) ? strdup(de->d_name) : sif_escape_name(de->d_name);
+        if (!e->name || !e->display) {
             r = -ENOMEM;
             goto fail;
         }
@@ -126,9 +186,22 @@ int sif_store_open(const char *path, const struct sif_inspect_env *env, struct s
     d = NULL;
     if (s->n)
         qsort(s->entries, s->n, sizeof(*s->entries), sif_entry_cmp);
-    for (size_t i = 0; i < s->n; i++)
-        s->entries[i].index = i;
     s->pending = s->n;
+    for (size_t i = 0; i < s->n; i++) {
+        struct sif_entry *e = &s->entries[i];
+        char line[600];
+
+        e->index = i;
+        if (sif_store_name_ok(e->name))
+            continue;
+        sif_reject(&e->verdict, -EINVAL, "name.invalid",
+                   "the file name is not valid UTF-8 or contains control characters");
+        atomic_store(&e->state, SIF_REJECTED);
+        e->started = true;
+        s->pending--;
+        sif_verdict_line(e->display, &e->verdict, line, sizeof(line));
+        sif_warn("%s", line);
+    }
     *out = s;
     return 0;
 fail:
@@ -169,7 +242,7 @@ static void sif_store_inspect(struct sif_store *s, struct sif_entry *e)
         sif_image_free(img);
         return;
     }
-    sif_verdict_line(e->name, &v, line, sizeof(line));
+    sif_verdict_line(e->display, &v, line, sizeof(line));
     sif_log(v.state == SIF_ACCEPTED ? SIF_LOG_INFO : SIF_LOG_WARN, "%s", line);
     e->img = img;
     e->verdict = v;
@@ -184,14 +257,22 @@ static void *sif_store_worker(void *arg)
     struct sif_store *s = arg;
 
     for (;;) {
-        struct sif_entry *e;
+        struct sif_entry *e = NULL;
 
         pthread_mutex_lock(&s->lock);
-        if (s->stopping || s->next >= s->n) {
+        while (!e && !s->stopping && s->nurgent)
+            e = &s->entries[s->urgent[--s->nurgent]];
+        while (!e && !s->stopping && s->next < s->n)
+            e = &s->entries[s->next++];
+        if (e && e->started) {
+            pthread_mutex_unlock(&s->lock);
+            continue;
+        }
+        if (!e) {
             pthread_mutex_unlock(&s->lock);
             return NULL;
         }
-        e = &s->entries[s->next++];
+        e->started = true;
         pthread_mutex_unlock(&s->lock);
         sif_store_inspect(s, e);
     }
@@ -233,6 +314,7 @@ void sif_store_free(struct sif_store *s)
     for (size_t i = 0; i < s->n; i++) {
         sif_image_free(s->entries[i].img);
         free(s->entries[i].name);
+        free(s->entries[i].display);
     }
     free(s->entries);
     if (s->dirfd >= 0)
@@ -264,6 +346,9 @@ struct sif_entry *sif_store_find(struct sif_store *s, const char *name, bool wai
     if (!e || !wait)
         return e;
     pthread_mutex_lock(&s->lock);
+    /* Someone is waiting for this one: inspect it next. */
+    if (!e->started && s->nurgent < SIF_URGENT_MAX)
+        s->urgent[s->nurgent++] = e->index;
     while (atomic_load_explicit(&e->state, memory_order_relaxed) == SIF_PENDING && !s->stopping)
         pthread_cond_wait(&s->decided, &s->lock);
     pthread_mutex_unlock(&s->lock);
@@ -293,7 +378,7 @@ char *sif_store_status_json(struct sif_store *s, size_t *len)
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < s->n; i++) {
         counts[s->entries[i].verdict.state]++;
-        json_object_array_add(arr, sif_verdict_json(s->entries[i].name, &s->entries[i].verdict));
+        json_object_array_add(arr, sif_verdict_json(s->entries[i].display, &s->entries[i].verdict));
     }
     pthread_mutex_unlock(&s->lock);
     json_object_object_add(root, "version", json_object_new_int(1));

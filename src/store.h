@@ -20,8 +20,11 @@
 struct sif_store;
 
 struct sif_entry {
-    char *name;
+    char *name;                  /* the file name, as in the directory */
+    char *display;               /* the name for logs and status.json: valid
+                                    UTF-8, control bytes escaped as \xNN */
     size_t index;
+    bool started;                /* a worker has taken it (store lock) */
     /* The published state: written once (release) after verdict and img,
      * read without a lock (acquire) on the read path. */
     _Atomic int state;
@@ -33,7 +36,12 @@ struct sif_entry {
  * and the sidecars *.json and *.key never are. */
 bool sif_store_candidate(const char *name);
 
-/* Opens the directory and lists its candidates (all pending).  0 or -errno. */
+/* True when a candidate's name may be served: valid UTF-8 without control
+ * characters (so that no name can break status.json or forge a log line). */
+bool sif_store_name_ok(const char *name);
+
+/* Opens the directory and lists its candidates (pending, or rejected with
+ * name.invalid).  0 or -errno. */
 int sif_store_open(const char *path, const struct sif_inspect_env *env, struct sif_store **out);
 /* Starts nworkers inspection threads.  0 or -errno. */
 int sif_store_start(struct sif_store *s, unsigned nworkers);

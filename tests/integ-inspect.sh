@@ -30,31 +30,31 @@ mkdir -p "$STORE" "$PLAIN" "$KEYS" "$MNT" "$PAY"
 chmod 700 "$KEYS"
 K=$SCRATCH/genkey
 
-mk() {   # mk NAME PASSPHRASE GENERATOR [OPTIONS...]: image + correct 0600 key
+mk() {   # mk NAME PASSPHRASE GENERATOR [OPTIONS...]: image (in the background) + correct 0600 key
     local name=$1 pass=$2; shift 2
-    write_key "$K" "$pass"
-    run_gen "$@" "$STORE" "$name" "$K" "$PLAIN"
+    write_key "$K.$name" "$pass"
+    gen_bg "$@" "$STORE" "$name" "$K.$name" "$PLAIN"
     write_key "$KEYS/$name.key" "$pass"
 }
 
+run_gen payload.sh qcow2 "$PAY/qcow2"
 mk a-l2-512.img pw-a luks-reencrypt.sh --sector-size 512 --size-kib 2048
 mk a-l2-4k-argon.img shared-pass luks-reencrypt.sh --sector-size 4096 --pbkdf argon2id --size-kib 2048
 mk a-l2-essiv.img pw-c luks-reencrypt.sh --cipher aes-cbc-essiv:sha256 --key-size 256 --size-kib 2048
 mk a-l1-cs.img shared-pass luks-reencrypt.sh --luks1 --size-kib 2048
 mk a-l1-qemu.img pw-e qemu-luks.sh --size-kib 2048
 ACCEPTED=(a-l2-512.img a-l2-4k-argon.img a-l2-essiv.img a-l1-cs.img a-l1-qemu.img)
-
 mk r-wrongkey.img pw-right luks-reencrypt.sh --size-kib 1024
-write_key "$KEYS/r-wrongkey.img.key" pw-wrong
 mk r-nokey.img pw-nokey luks-reencrypt.sh --size-kib 1024
-rm -f "$KEYS/r-nokey.img.key"
 mk r-perms.img pw-perms luks-reencrypt.sh --size-kib 1024
-chmod 644 "$KEYS/r-perms.img.key"
-run_gen payload.sh qcow2 "$PAY/qcow2"
 mk r-qcow2.img pw-q luks-payload.sh --payload "$PAY/qcow2"
 mk r-l1-2e9.img pw-l1 luks-reencrypt.sh --luks1 --size-kib 1024
-"$GEN/patch-luks1-pbkdf.py" "$STORE/r-l1-2e9.img" || fail "patch-luks1-pbkdf failed"
 mk r-l2-2e9.img pw-l2 luks-reencrypt.sh --size-kib 1024
+gen_wait
+write_key "$KEYS/r-wrongkey.img.key" pw-wrong
+rm -f "$KEYS/r-nokey.img.key"
+chmod 644 "$KEYS/r-perms.img.key"
+"$GEN/patch-luks1-pbkdf.py" "$STORE/r-l1-2e9.img" || fail "patch-luks1-pbkdf failed"
 "$GEN/patch-luks2-pbkdf.py" "$STORE/r-l2-2e9.img" || fail "patch-luks2-pbkdf failed"
 REJECTED=(r-wrongkey.img r-nokey.img r-perms.img r-qcow2.img r-l1-2e9.img r-l2-2e9.img)
 ALL=("${ACCEPTED[@]}" "${REJECTED[@]}")

@@ -22,9 +22,10 @@ STORE=$SCRATCH/store PLAIN=$SCRATCH/plain KEYS=$SCRATCH/keys MNT=$SCRATCH/mnt
 mkdir -p "$STORE" "$PLAIN" "$KEYS" "$MNT"
 chmod 700 "$KEYS"
 write_key "$KEYS/good.img.key" pw-good
-run_gen luks-reencrypt.sh --size-kib 1024 "$STORE" good.img "$KEYS/good.img.key" "$PLAIN"
+gen_bg luks-reencrypt.sh --size-kib 1024 "$STORE" good.img "$KEYS/good.img.key" "$PLAIN"
 write_key "$SCRATCH/other" pw-other
-run_gen luks-reencrypt.sh --size-kib 1024 "$STORE" nokey.img "$SCRATCH/other" "$PLAIN"
+gen_bg luks-reencrypt.sh --size-kib 1024 "$STORE" nokey.img "$SCRATCH/other" "$PLAIN"
+gen_wait
 
 store_sums() {
     (cd "$STORE" && sha256sum -- * | LC_ALL=C sort)
@@ -121,9 +122,8 @@ listed=$("$PYTHON" -c 'import os,sys; print(" ".join(sorted(n for n in os.listdi
 assert_eq good.img "$listed" "readdir after write attempts"
 
 # SIGTERM: clean unmount, exit status 0.
-pid=$MOUNT_PID
-kill -TERM "$pid"
-wait_daemon_exit "$pid" 30 || fail "daemon still running 30 s after SIGTERM"
+_kill TERM "$MOUNT_ID" || fail "daemon not running before SIGTERM"
+wait_daemon_exit "$MOUNT_ID" 30 || fail "daemon still running 30 s after SIGTERM"
 assert_eq 0 "$DAEMON_STATUS" "daemon exit status after SIGTERM"
 if mountpoint -q "$MNT"; then fail "$MNT still mounted after SIGTERM"; fi
 grep -qs " $MNT fuse" /proc/self/mounts && fail "$MNT still in /proc/self/mounts after SIGTERM"
@@ -133,18 +133,16 @@ note "SIGTERM unmounted cleanly"
 mount_store "$STORE" "$MNT" "keydir=$KEYS"
 wait_verdicts "$MNT" 2
 assert_eq "$(sha256_of "$PLAIN/good.img.plain")" "$(sha256_of "$V")" "view content after remount"
-pid=$MOUNT_PID
-kill -INT "$pid"
-wait_daemon_exit "$pid" 30 || fail "daemon still running 30 s after SIGINT"
+_kill INT "$MOUNT_ID" || fail "daemon not running before SIGINT"
+wait_daemon_exit "$MOUNT_ID" 30 || fail "daemon still running 30 s after SIGINT"
 assert_eq 0 "$DAEMON_STATUS" "daemon exit status after SIGINT"
 if mountpoint -q "$MNT"; then fail "$MNT still mounted after SIGINT"; fi
 note "SIGINT unmounted cleanly"
 
 # SIGTERM while inspection may still be running (right after mount).
 mount_store "$STORE" "$MNT" "keydir=$KEYS"
-pid=$MOUNT_PID
-kill -TERM "$pid"
-wait_daemon_exit "$pid" 30 || fail "daemon still running 30 s after an early SIGTERM"
+_kill TERM "$MOUNT_ID" || fail "daemon not running before the early SIGTERM"
+wait_daemon_exit "$MOUNT_ID" 30 || fail "daemon still running 30 s after an early SIGTERM"
 assert_eq 0 "$DAEMON_STATUS" "daemon exit status after an early SIGTERM"
 if mountpoint -q "$MNT"; then fail "$MNT still mounted after an early SIGTERM"; fi
 

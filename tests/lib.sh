@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Common code for the safeimgfs integration tests (bash; sourced, never run).
 #
 # Exit codes follow automake: 0 pass, 1 fail, 77 skip.
@@ -24,8 +25,8 @@ PYTHON=/usr/bin/python3
 TEST_NAME=${0##*/}
 POLL_STEP=0.05
 
-declare -A _MOUNT_PID=() _MOUNT_LOG=()
-_MOUNTS=()
+declare -A _MOUNT_PID=()   # mountpoint -> pid of its latest daemon
+_MOUNTS=()                 # one "PID:STARTTIME|mountpoint|log" record per daemon started
 _NLOG=0
 
 # ---- results ---------------------------------------------------------------
@@ -38,11 +39,12 @@ skip() {
 # fail MSG: report, show the daemon logs, exit 1 (the EXIT trap cleans up).
 fail() {
     echo "FAIL: $TEST_NAME: $*" >&2
-    local m
-    for m in "${_MOUNTS[@]}"; do
-        if [ -s "${_MOUNT_LOG[$m]}" ]; then
-            echo "---- daemon log for $m (last 40 lines) ----" >&2
-            tail -n 40 "${_MOUNT_LOG[$m]}" >&2
+    local rec pid mnt log
+    for rec in "${_MOUNTS[@]}"; do
+        IFS='|' read -r pid mnt log <<<"$rec"
+        if [ -s "$log" ]; then
+            echo "---- log of daemon ${pid%%:*} on $mnt (last 40 lines) ----" >&2
+            tail -n 40 "$log" >&2
         fi
     done
     exit 1
@@ -50,7 +52,8 @@ fail() {
 
 # note MSG: progress output.
 note() {
-    echo "$TEST_NAME: $*"
+    local ms=$((($(_now_us) - _T0) / 1000))
+    printf '%s: [%d.%03ds] %s\n' "$TEST_NAME" $((ms / 1000)) $((ms % 1000)) "$*"
 }
 
 need_tool() {
@@ -118,22 +121,61 @@ elapsed_ms() {
     echo $((($(_now_us) - $1) / 1000))
 }
 
-# _alive PID: the process exists and is not a zombie.
+# Processes are named by "PID:STARTTIME" (field 22 of /proc/PID/stat) so that
+# a recycled pid is never mistaken for (or killed as) one of ours.
+_procinfo() {   # _procinfo PID: print "STATE PPID STARTTIME"
+    local s a
+    { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
+    s=${s##*) }
+    read -ra a <<<"$s"
+    [ ${#a[@]} -ge 20 ] || return 1
+    echo "${a[0]} ${a[1]} ${a[19]}"
+}
+
+_ident() {   # _ident PID: print PID:STARTTIME
+    local i
+    i=$(_procinfo "$1") || return 1
+    echo "$1:${i##* }"
+}
+
+# _alive ID: the process (PID or PID:STARTTIME) exists and is not a zombie.
 _alive() {
-    local st
-    [ -r "/proc/$1/stat" ] || return 1
-    st=$(sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
-    [ -n "$st" ] && [ "$st" != Z ]
+    local i st pp start
+    i=$(_procinfo "${1%%:*}") || return 1
+    read -r st pp start <<<"$i"
+    [ "$st" != Z ] || return 1
+    [[ $1 != *:* ]] || [ "$start" = "${1#*:}" ]
 }
 _dead() { ! _alive "$1"; }
 
-# _children PID: pids whose parent is PID (a daemon's sandboxed unlock helpers).
-_children() {
-    local f pp
-    for f in /proc/[0-9]*/stat; do
-        pp=$(sed 's/.*) . \([0-9]*\) .*/\1/' "$f" 2>/dev/null) || continue
-        [ "$pp" = "$1" ] && { f=${f#/proc/}; echo "${f%/stat}"; }
+# _descendants PID: the idents of all processes below PID (a daemon's unlock
+# helpers and their workers), to be killed if the daemon itself has to be.
+_descendants() {
+    local f p s a
+    local -A parent=() start=()
+    for f in /proc/[0-9]*; do
+        p=${f#/proc/}
+        { read -r s <"$f/stat"; } 2>/dev/null || continue
+        s=${s##*) }
+        read -ra a <<<"$s"
+        parent[$p]=${a[1]} start[$p]=${a[19]}
     done
+    local -a todo=("$1")
+    while [ ${#todo[@]} -gt 0 ]; do
+        local cur=${todo[0]}
+        todo=("${todo[@]:1}")
+        for p in "${!parent[@]}"; do
+            if [ "${parent[$p]}" = "$cur" ]; then
+                echo "$p:${start[$p]}"
+                todo+=("$p")
+            fi
+        done
+    done
+}
+
+# _kill SIG ID: signal the process only if it is still the same process.
+_kill() {
+    _alive "$2" && kill "-$1" "${2%%:*}" 2>/dev/null
 }
 
 # errno_of PYTHON-EXPR [ARG...]: evaluate an expression with os, errno and
@@ -156,6 +198,30 @@ write_key() {
     printf '%s' "$2" >"$1" && chmod "${3:-600}" "$1" || fail "cannot write key $1"
 }
 
+# The generators' own decrypt-and-compare step costs CPU that the tests repeat
+# anyway (the daemon's view is compared with the plaintext): skip it unless
+# GEN_VERIFY=1; a test that sees a mismatch runs the independent decryptor
+# itself (independent_check) to say which side is wrong.
+export GEN_VERIFY=${GEN_VERIFY:-0}
+
+# independent_check IMAGE KEYFILE PLAIN [VIEW]: decrypt IMAGE with
+# tests/gen/luks-crypt.py (python3-cryptography, volume key from cryptsetup) and
+# print how it compares with PLAIN and VIEW.
+independent_check() {
+    local out="$SCRATCH/independent.$$" pass="$SCRATCH/independent.pass"
+    "$PYTHON" -c 'import sys; b = open(sys.argv[1], "rb").read(); open(sys.argv[2], "wb").write(b[:-1] if b.endswith(b"\n") else b)' "$2" "$pass"
+    if ! "$PYTHON" "$GEN/luks-crypt.py" decrypt "$1" "$out" --key-file "$pass" >/dev/null 2>&1; then
+        echo "independent decryptor failed on $1"
+        return
+    fi
+    if cmp -s "$out" "$3"; then echo "independent decryptor agrees with the expected plaintext"
+    else echo "independent decryptor DISAGREES with the expected plaintext (generator problem)"; fi
+    if [ -n "${4:-}" ]; then
+        cmp "$out" "$4" 2>&1 | head -n 1 | sed 's/^/view vs independent: /'
+    fi
+    rm -f "$out" "$pass"
+}
+
 # run_gen GENERATOR ARGS...: run tests/gen/GENERATOR, failing the test on error.
 run_gen() {
     local g=$1; shift
@@ -163,11 +229,37 @@ run_gen() {
     out=$("$GEN/$g" "$@" 2>&1) || fail "generator $g $* failed: $out"
 }
 
+# gen_bg GENERATOR ARGS...: start tests/gen/GENERATOR in the background (the
+# machine has several cores and image generation dominates a test's run time);
+# gen_wait waits for all of them and fails the test if any failed.
+_GEN_JOBS=()
+_NGEN=0
+gen_bg() {
+    local log="$SCRATCH/gen.$((++_NGEN)).log"
+    "$GEN/$1" "${@:2}" >"$log" 2>&1 &
+    _GEN_JOBS+=("$(_ident $! || echo "$!:gone")|$log|$*")
+}
+
+gen_wait() {
+    local rec id log what bad=""
+    for rec in "${_GEN_JOBS[@]}"; do
+        IFS='|' read -r id log what <<<"$rec"
+        wait "${id%%:*}" || bad+="
+  $what: $(cat "$log")"
+    done
+    _GEN_JOBS=()
+    [ -z "$bad" ] || fail "generators failed:$bad"
+}
+
 # ---- the mount -------------------------------------------------------------
 
+# The helpers parse status.json leniently (undecodable bytes replaced, raw
+# control characters allowed) so that one badly encoded name cannot stall
+# them; strict JSON is asserted by the tests themselves (integ-views, integ-names).
+_STATUS_LOAD='json.loads(open(sys.argv[1], "rb").read().decode("utf-8", "replace"), strict=False)'
+
 _status_readable() {
-    "$PYTHON" -c 'import json,sys; json.load(open(sys.argv[1]))' \
-        "$1/.safeimgfs/status.json" 2>/dev/null
+    "$PYTHON" -c "import json,sys; $_STATUS_LOAD" "$1/.safeimgfs/status.json" 2>/dev/null
 }
 
 _mount_ready() {   # MNT PID
@@ -175,11 +267,13 @@ _mount_ready() {   # MNT PID
     mountpoint -q "$1" && _status_readable "$1"
 }
 
-# mount_store STORE MNT [OPTS]: start "$SAFEIMGFS -f [-o OPTS] STORE MNT" in the
-# background (log in $SCRATCH), wait (<= 60 s) until MNT is mounted and its
-# status.json parses. Sets MOUNT_PID. Must be called in the test's own shell
-# (not in $(...)), so that umount_store can collect the exit status.
-mount_store() {
+# start_daemon STORE MNT [OPTS]: start "$SAFEIMGFS -f [-o OPTS] STORE MNT" in
+# the background (log in $SCRATCH) and wait (<= 60 s) until MNT is mounted and
+# its status.json parses (return 0), or the daemon has exited (return 1, with
+# DAEMON_STATUS set). Sets MOUNT_PID (the daemon's pid) and MOUNT_ID (its
+# PID:STARTTIME, for wait_daemon_exit and _kill). Must be called in the test's
+# own shell (not in $(...)), so that the exit status can be collected.
+start_daemon() {
     local store=$1 mnt=$2 opts=${3:-}
     mkdir -p "$mnt" || fail "cannot make $mnt"
     mnt=$(cd "$mnt" && pwd -P)
@@ -192,27 +286,42 @@ mount_store() {
     env --default-signal=INT,QUIT,TERM,HUP "$SAFEIMGFS" "${args[@]}" "$store" "$mnt" \
         </dev/null >"$log" 2>&1 &
     MOUNT_PID=$!
-    _MOUNT_PID[$mnt]=$MOUNT_PID
-    _MOUNT_LOG[$mnt]=$log
-    _MOUNTS+=("$mnt")
-    poll_until 60 _mount_ready "$mnt" "$MOUNT_PID" ||
+    local id
+    id=$(_ident "$MOUNT_PID") || id="$MOUNT_PID:gone"
+    MOUNT_ID=$id
+    DAEMON_LOG=$log
+    _MOUNT_PID[$mnt]=$id
+    _MOUNTS+=("$id|$mnt|$log")
+    poll_until 60 _mount_ready "$mnt" "$id" ||
         fail "mount of $store on $mnt not ready within 60 s"
-    _alive "$MOUNT_PID" || fail "safeimgfs exited during mount (see log)"
+    if _dead "$id"; then
+        wait "$MOUNT_PID" 2>/dev/null
+        DAEMON_STATUS=$?
+        return 1
+    fi
+    return 0
 }
 
-# mount_pid MNT
-mount_pid() {
+# mount_store STORE MNT [OPTS]: start_daemon, failing the test if the daemon
+# exits instead of mounting.
+mount_store() {
+    start_daemon "$@" || fail "safeimgfs exited with status $DAEMON_STATUS instead of mounting $1 on $2"
+}
+
+# mount_id MNT: the PID:STARTTIME of the latest daemon mounted on MNT.
+mount_id() {
     local mnt
     mnt=$(cd "$1" && pwd -P)
     echo "${_MOUNT_PID[$mnt]:-}"
 }
 
-# wait_daemon_exit PID [SECONDS]: wait for a daemon started by mount_store to
-# exit; set DAEMON_STATUS to its exit status. Returns 1 on timeout.
+# wait_daemon_exit ID [SECONDS]: wait for a daemon started by mount_store
+# (ID = $MOUNT_ID) to exit; set DAEMON_STATUS to its exit status. Returns 1 on
+# timeout.
 wait_daemon_exit() {
-    local pid=$1 limit=${2:-30}
-    poll_until "$limit" _dead "$pid" || return 1
-    wait "$pid" 2>/dev/null
+    local id=$1 limit=${2:-30}
+    poll_until "$limit" _dead "$id" || return 1
+    wait "${id%%:*}" 2>/dev/null
     DAEMON_STATUS=$?
     return 0
 }
@@ -220,12 +329,12 @@ wait_daemon_exit() {
 # umount_store MNT: fusermount3 -u, then wait (<= 30 s) for the daemon to exit.
 # Sets DAEMON_STATUS (fails the test if the daemon does not exit).
 umount_store() {
-    local mnt pid
+    local mnt id
     mnt=$(cd "$1" && pwd -P)
-    pid=${_MOUNT_PID[$mnt]:-}
+    id=${_MOUNT_PID[$mnt]:-}
     fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt failed"
-    [ -n "$pid" ] || return 0
-    wait_daemon_exit "$pid" 30 || fail "daemon $pid still running 30 s after fusermount3 -u"
+    [ -n "$id" ] || return 0
+    wait_daemon_exit "$id" 30 || fail "daemon ${id%%:*} still running 30 s after fusermount3 -u"
 }
 
 status_json() {   # status_json MNT: print status.json
@@ -240,9 +349,9 @@ status_field() {
 
 # status_field_file FILE NAME FIELD: the same, from a saved status.json.
 status_field_file() {
-    "$PYTHON" - "$1" "$2" "$3" <<'EOF'
+    "$PYTHON" - "$1" "$2" "$3" <<EOF
 import json, sys
-doc = json.load(open(sys.argv[1]))
+doc = $_STATUS_LOAD
 for im in doc["images"]:
     if im["name"] == sys.argv[2]:
         v = im.get(sys.argv[3], "<missing field>")
@@ -253,9 +362,9 @@ EOF
 }
 
 _verdicts_done() {   # MNT MIN_IMAGES
-    "$PYTHON" - "$1/.safeimgfs/status.json" "$2" <<'EOF' 2>/dev/null
+    "$PYTHON" - "$1/.safeimgfs/status.json" "$2" <<EOF 2>/dev/null
 import json, sys
-doc = json.load(open(sys.argv[1]))
+doc = $_STATUS_LOAD
 ims = doc["images"]
 sys.exit(0 if len(ims) >= int(sys.argv[2]) and
          all(i["state"] != "pending" for i in ims) else 1)
@@ -274,23 +383,28 @@ wait_verdicts() {
 # ---- scratch directory and cleanup -----------------------------------------
 
 _cleanup() {
-    local rc=$? m pid kids k
+    local rc=$? rec id mnt log kids k
     trap - EXIT INT TERM HUP
-    for m in "${_MOUNTS[@]}"; do
-        pid=${_MOUNT_PID[$m]}
+    for rec in "${_GEN_JOBS[@]}"; do
+        id=${rec%%|*}
+        _kill TERM "$id"
+        wait "${id%%:*}" 2>/dev/null
+    done
+    for rec in "${_MOUNTS[@]}"; do
+        IFS='|' read -r id mnt log <<<"$rec"
         kids=
-        _alive "$pid" && kids=$(_children "$pid")
-        if mountpoint -q "$m" 2>/dev/null; then
-            fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null
+        _alive "$id" && kids=$(_descendants "${id%%:*}")
+        if mountpoint -q "$mnt" 2>/dev/null; then
+            fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
         fi
-        if _alive "$pid"; then
-            poll_until 5 _dead "$pid" || kill -TERM "$pid" 2>/dev/null
-            poll_until 5 _dead "$pid" || kill -KILL "$pid" 2>/dev/null
+        if _alive "$id"; then
+            poll_until 5 _dead "$id" || _kill TERM "$id"
+            poll_until 5 _dead "$id" || _kill KILL "$id"
         fi
         for k in $kids; do
-            _alive "$k" && kill -KILL "$k" 2>/dev/null
+            _kill KILL "$k"
         done
-        wait "$pid" 2>/dev/null
+        wait "${id%%:*}" 2>/dev/null
     done
     if [ "${KEEP_SCRATCH:-0}" = 1 ]; then
         echo "$TEST_NAME: scratch kept in $SCRATCH"
@@ -300,6 +414,7 @@ _cleanup() {
     exit "$rc"
 }
 
+_T0=$(_now_us)
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/safeimgfs-test.XXXXXX") || {
     echo "$TEST_NAME: cannot make a scratch directory" >&2
     exit 99

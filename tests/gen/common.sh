@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the image generators in tests/gen/ (sourced, bash).
 #
 # Generator convention: GEN [options] OUTDIR NAME KEYFILE [PLAINDIR]
@@ -64,8 +65,8 @@ EOF
 # gen_qemu_retry CMD...: run a qemu-img command that creates LUKS material,
 # retrying on the spurious "Unable to get accurate CPU usage" failure.
 gen_qemu_retry() {
-    local i err="$GEN_TMP/qemu.err"
-    for i in $(seq 1 30); do
+    local err="$GEN_TMP/qemu.err"
+    for _ in $(seq 1 30); do
         if "$@" 2>"$err"; then
             return 0
         fi
@@ -85,8 +86,11 @@ gen_install() {
 
 # gen_qemu_check_luks1 IMAGE PASSFILE PLAIN: decrypt a raw LUKS1 image with
 # qemu's own LUKS driver and compare with PLAIN (a third implementation).
+# Skipped when the passphrase is not NUL-free UTF-8 (qemu secrets must be).
 gen_qemu_check_luks1() {
     command -v qemu-img >/dev/null 2>&1 || return 0
+    $PYTHON -c 'import sys; b = open(sys.argv[1], "rb").read(); b.decode("utf-8"); sys.exit(b"\0" in b)' \
+        "$2" 2>/dev/null || return 0
     rm -f "$GEN_TMP/qemu.raw"
     qemu-img convert -U --object "secret,id=s,file=$2,format=raw" --image-opts \
         "driver=luks,file.filename=$1,key-secret=s" -O raw "$GEN_TMP/qemu.raw" ||

@@ -10,6 +10,7 @@
 # usage: selfcheck.sh [KEEPDIR]   (KEEPDIR: keep the images there)
 set -u
 . "$(dirname "$0")/common.sh"
+export GEN_VERIFY=1
 gen_need cryptsetup qemu-img
 gen_tmpdir
 D=${1:-$GEN_TMP/out}
