@@ -25,16 +25,54 @@ static bool sif_luks_fmt_detect(const uint8_t *head, size_t len, uint64_t file_s
     return sif_luks_detect(head, len);
 }
 
+int sif_luks_open_crypt(struct sif_image *img, const struct sif_inspect_env *env,
+                        const struct sif_luks_info *info, const uint8_t *meta, size_t meta_len,
+                        uint64_t dev_size, uint32_t sector_size)
+{
+    struct sif_verdict *v = &img->verdict;
+    const struct sif_cipher_spec *spec = sif_cipher_lookup(info->cipher, info->mode, info->key_bytes);
+    uint8_t *pass = NULL, *key = NULL;
+    size_t pass_len = 0;
+    int meta_fd = -1, r;
+
+    if (!spec)
+        return sif_reject(v, -EPERM, "luks.cipher", "cipher %s-%s is not allowed", info->cipher, info->mode);
+    r = sif_key_load(env->keys, img->name, &pass, &pass_len, v);
+    if (r)
+        return r;
+    meta_fd = sif_unlock_make_meta(meta, meta_len, dev_size);
+    if (meta_fd < 0) {
+        r = sif_reject(v, meta_fd, "unlock.error", "cannot create the metadata copy (%s)", strerror(-meta_fd));
+        goto out;
+    }
+    key = sif_secure_alloc(64);
+    if (!key) {
+        r = sif_reject(v, -ENOMEM, "unlock.error", "cannot allocate locked memory for the key");
+        goto out;
+    }
+    r = sif_unlock(meta_fd, info, env->policy, pass, pass_len, key, v);
+    if (r)
+        goto out;
+    r = sif_crypt_new(spec, key, info->key_bytes, sector_size, &img->crypt);
+    if (r)
+        r = sif_reject(v, r, r == -EINVAL ? "luks.xts_key" : "unlock.error",
+                       r == -EINVAL ? "the XTS volume key has two identical halves" : "cannot set up the cipher");
+out:
+    if (meta_fd >= 0)
+        close(meta_fd);
+    sif_secure_free(key);
+    sif_secure_free(pass);
+    return r;
+}
+
 static int sif_luks_fmt_open(struct sif_image *img, const struct sif_inspect_env *env, const uint8_t *head,
                              size_t head_len)
 {
     struct sif_verdict *v = &img->verdict;
     uint64_t fsize = (uint64_t)img->st.st_size;
     struct sif_luks_info *info = calloc(1, sizeof(*info));
-    const struct sif_cipher_spec *spec;
-    uint8_t *pass = NULL, *key = NULL, *meta = NULL;
-    size_t pass_len = 0;
-    int meta_fd = -1, r;
+    uint8_t *meta = NULL;
+    int r;
 
     if (!info)
         return sif_reject(v, -ENOMEM, "blob.read", "out of memory");
@@ -43,7 +81,6 @@ static int sif_luks_fmt_open(struct sif_image *img, const struct sif_inspect_env
     r = sif_luks_parse(head, head_len, fsize, info, v);
     if (r)
         goto out;
-    snprintf(v->outer, sizeof(v->outer), "luks%d", info->version);
     snprintf(v->cipher, sizeof(v->cipher), "%s-%s", info->cipher, info->mode);
     v->key_bits = info->key_bytes * 8;
     v->sector_size = info->sector_size;
@@ -51,16 +88,11 @@ static int sif_luks_fmt_open(struct sif_image *img, const struct sif_inspect_env
     r = sif_luks_check(info, env->policy, v);
     if (r)
         goto out;
-    spec = sif_cipher_lookup(info->cipher, info->mode, info->key_bytes);
-
     if (info->meta_len > SIF_LUKS_META_MAX) {
         r = sif_reject(v, -EINVAL, "luks.header", "LUKS metadata of %" PRIu64 " bytes exceeds %u", info->meta_len,
                        SIF_LUKS_META_MAX);
         goto out;
     }
-    r = sif_key_load(env->keys, img->name, &pass, &pass_len, v);
-    if (r)
-        goto out;
     meta = malloc(info->meta_len);
     if (!meta) {
         r = sif_reject(v, -ENOMEM, "blob.read", "out of memory for %" PRIu64 " bytes of metadata", info->meta_len);
@@ -78,34 +110,14 @@ static int sif_luks_fmt_open(struct sif_image *img, const struct sif_inspect_env
             goto out;
         }
     }
-    meta_fd = sif_unlock_make_meta(meta, info->meta_len, fsize);
-    if (meta_fd < 0) {
-        r = sif_reject(v, meta_fd, "unlock.error", "cannot create the metadata copy (%s)", strerror(-meta_fd));
-        goto out;
-    }
-    key = sif_secure_alloc(64);
-    if (!key) {
-        r = sif_reject(v, -ENOMEM, "unlock.error", "cannot allocate locked memory for the key");
-        goto out;
-    }
-    r = sif_unlock(meta_fd, info, env->policy, pass, pass_len, key, v);
+    r = sif_luks_open_crypt(img, env, info, meta, info->meta_len, fsize, info->sector_size);
     if (r)
         goto out;
-    r = sif_crypt_new(spec, key, info->key_bytes, info->sector_size, &img->crypt);
-    if (r) {
-        r = sif_reject(v, r, r == -EINVAL ? "luks.xts_key" : "unlock.error",
-                       r == -EINVAL ? "the XTS volume key has two identical halves" : "cannot set up the cipher");
-        goto out;
-    }
     img->data_offset = info->data_offset;
     img->size = info->data_len;
     img->unit = info->sector_size;
 out:
-    if (meta_fd >= 0)
-        close(meta_fd);
     free(meta);
-    sif_secure_free(key);
-    sif_secure_free(pass);
     free(info);
     return r;
 }

@@ -28,9 +28,7 @@
 #include "image.h"
 #include "luks.h"
 #include "qcow2.h"
-#include "secmem.h"
 #include "sector.h"
-#include "unlock.h"
 
 /* L2 tables cached per image: 4 MiB, at least 4 tables. */
 #define SIF_L2_CACHE_BYTES (4u << 20)
@@ -195,10 +193,8 @@ static int sif_qcow2_open(struct sif_image *img, const struct sif_inspect_env *e
     uint64_t fsize = (uint64_t)img->st.st_size;
     struct sif_qcow2_state *st = calloc(1, sizeof(*st));
     struct sif_luks_info *info = calloc(1, sizeof(*info));
-    const struct sif_cipher_spec *spec;
-    uint8_t *region = NULL, *pass = NULL, *key = NULL;
-    size_t pass_len = 0;
-    int meta_fd = -1, r;
+    uint8_t *region = NULL;
+    int r;
 
     snprintf(v->outer, sizeof(v->outer), "qcow2");
     if (!st || !info) {
@@ -239,29 +235,10 @@ static int sif_qcow2_open(struct sif_image *img, const struct sif_inspect_env *e
     r = sif_luks_check(info, env->policy, v);
     if (r)
         goto out;
-    spec = sif_cipher_lookup(info->cipher, info->mode, info->key_bytes);
-    r = sif_key_load(env->keys, img->name, &pass, &pass_len, v);
+    /* The region stands alone as the LUKS "device". */
+    r = sif_luks_open_crypt(img, env, info, region, st->q.crypt_length, st->q.crypt_length, 512);
     if (r)
         goto out;
-    meta_fd = sif_unlock_make_meta(region, st->q.crypt_length, st->q.crypt_length);
-    if (meta_fd < 0) {
-        r = sif_reject(v, meta_fd, "unlock.error", "cannot create the metadata copy (%s)", strerror(-meta_fd));
-        goto out;
-    }
-    key = sif_secure_alloc(64);
-    if (!key) {
-        r = sif_reject(v, -ENOMEM, "unlock.error", "cannot allocate locked memory for the key");
-        goto out;
-    }
-    r = sif_unlock(meta_fd, info, env->policy, pass, pass_len, key, v);
-    if (r)
-        goto out;
-    r = sif_crypt_new(spec, key, info->key_bytes, 512, &img->crypt);
-    if (r) {
-        r = sif_reject(v, r, r == -EINVAL ? "luks.xts_key" : "unlock.error",
-                       r == -EINVAL ? "the XTS volume key has two identical halves" : "cannot set up the cipher");
-        goto out;
-    }
     st->nslots = SIF_L2_CACHE_BYTES / st->q.cluster_size;
     if (st->nslots < SIF_L2_CACHE_MIN)
         st->nslots = SIF_L2_CACHE_MIN;
@@ -273,12 +250,8 @@ static int sif_qcow2_open(struct sif_image *img, const struct sif_inspect_env *e
     img->size = st->q.size;
     img->unit = 512;
 out:
-    if (meta_fd >= 0)
-        close(meta_fd);
     free(region);
     free(info);
-    sif_secure_free(key);
-    sif_secure_free(pass);
     return r;
 }
 

@@ -90,6 +90,16 @@ void sif_image_free(struct sif_image *img);
  * *out, -ENXIO past the end, or -errno. */
 int sif_image_seek(struct sif_image *img, uint64_t off, int whence, uint64_t *out);
 
+struct sif_luks_info;
+/* The last steps of every LUKS-encrypted format, after its metadata passed
+ * inspection and info passed the policy: load the image's passphrase,
+ * unlock in the sandbox against a sealed copy of meta (meta_len bytes, in
+ * a device of dev_size bytes) and set img->crypt for data units of
+ * sector_size bytes.  0 or -errno with the rejection recorded. */
+int sif_luks_open_crypt(struct sif_image *img, const struct sif_inspect_env *env,
+                        const struct sif_luks_info *info, const uint8_t *meta, size_t meta_len,
+                        uint64_t dev_size, uint32_t sector_size);
+
 /* pread() of exactly len bytes; -EIO on a short read (truncated blob). */
 int sif_pread_full(int fd, void *buf, size_t len, uint64_t off);
 

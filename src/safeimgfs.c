@@ -546,6 +546,22 @@ static void sif_usage(const char *prog)
            prog);
 }
 
+/* Replaces *path by its absolute, resolved form.  0 or -errno (logged). */
+static int sif_make_absolute(char **path, const char *what)
+{
+    char *abs = realpath(*path, NULL);
+
+    if (!abs) {
+        int e = errno;
+
+        sif_err("%s %s: %s", what, *path, strerror(e));
+        return -e;
+    }
+    free(*path);
+    *path = abs;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -582,28 +598,10 @@ int main(int argc, char **argv)
         ret = 2;
         goto out;
     }
-    {
-        char *abs = realpath(o.store, NULL);
-
-        if (!abs) {
-            sif_err("store %s: %s", o.store, strerror(errno));
-            ret = 2;
-            goto out;
-        }
-        free(o.store);
-        o.store = abs;
-    }
-    if (o.keyfile) {
-        /* The daemon changes to / when it detaches: keep an absolute path. */
-        char *abs = realpath(o.keyfile, NULL);
-
-        if (!abs) {
-            sif_err("key file %s: %s", o.keyfile, strerror(errno));
-            ret = 2;
-            goto out;
-        }
-        free(o.keyfile);
-        o.keyfile = abs;
+    /* The daemon changes to / when it detaches: keep absolute paths. */
+    if (sif_make_absolute(&o.store, "store") != 0 || (o.keyfile && sif_make_absolute(&o.keyfile, "key file") != 0)) {
+        ret = 2;
+        goto out;
     }
     if (o.keyfile && o.keydir) {
         sif_err("keyfile= and keydir= are mutually exclusive");

@@ -66,13 +66,6 @@ void sif_secure_free(void *p)
     munmap(base, total);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SIF_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SIF_ASAN 1
-#endif
-#endif
 
 int sif_lock_all_memory(void)
 {

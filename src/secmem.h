@@ -9,6 +9,16 @@
 
 #include <stddef.h>
 
+/* SIF_ASAN: built with AddressSanitizer, which reserves terabytes of
+ * address space (no RLIMIT_AS, no mlockall under it). */
+#if defined(__SANITIZE_ADDRESS__)
+#define SIF_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SIF_ASAN 1
+#endif
+#endif
+
 /* Zeroed, locked memory of at least len bytes, or NULL (errno set). */
 void *sif_secure_alloc(size_t len);
 
