@@ -2,10 +2,12 @@
 # demo.sh: safeimgfs end to end, in under a minute.
 #
 # Builds safeimgfs if needed, makes a small store of encrypted images (a LUKS1
-# volume, a LUKS2 volume and a malicious LUKS volume whose plaintext is a
-# qcow2 image with /etc/passwd as its backing file), mounts the store, shows
-# which views appeared and why the malicious image did not, proves that a
-# view is exactly the plaintext that was encrypted, and unmounts.
+# volume, a LUKS2 volume, a qcow2 image with LUKS encryption, and a malicious
+# LUKS volume whose plaintext is a qcow2 image with /etc/passwd as its backing
+# file), mounts the store, shows which views appeared and why the malicious
+# image did not, proves that a view is exactly the plaintext that was
+# encrypted (for the qcow2 image: exactly what qemu-img itself decrypts, with
+# the image's holes intact), and unmounts.
 #
 # Run as root on Debian 12, from anywhere:  sudo examples/demo.sh
 # It writes only under examples/ (store/, work/ and the mount point mnt/)
@@ -131,7 +133,7 @@ fi
 
 # ------------------------------------------------------------------- store
 
-step "3. An image store with three encrypted images"
+step "3. An image store with four encrypted images"
 mkdir -p "$STORE" "$MNT"
 install -d -m 0700 "$KEYS"
 
@@ -148,6 +150,26 @@ quiet() {
         printf '%s\n' "$out" | indent
         die "command failed: $*"
     fi
+}
+
+# Runs a qemu command that creates a LUKS header, retrying when qemu's PBKDF
+# benchmark fails: it times itself with per-thread CPU usage, which is too
+# coarse on some virtual machines ("Unable to get accurate CPU usage").
+#   qemu_luks OUTPUT-FILE COMMAND...
+qemu_luks() {
+    local target=$1 out _
+    shift
+    for _ in $(seq 10); do
+        if out=$("$@" 2>&1); then
+            return 0
+        fi
+        rm -f "$target"
+        case $out in
+        *"Unable to get accurate CPU usage"*) continue ;;
+        *) printf '%s\n' "$out" | indent; die "command failed: $*" ;;
+        esac
+    done
+    die "qemu kept failing with 'Unable to get accurate CPU usage' (10 attempts): $*"
 }
 
 # Encrypts the first 16 MiB of random data in place with offline
@@ -184,25 +206,50 @@ say "db.img    LUKS1, aes-xts-plain64, 256-bit key, 512-byte sectors, 4 MiB of r
 # uploader encrypts it, so no inspection of the ciphertext can see it.
 quiet qemu-img create -f qcow2 -b /etc/passwd -F raw "$WORK/evil-payload.qcow2" 1M
 newkey evil.img
-made=
-for _ in $(seq 10); do
-    # qemu times its PBKDF with per-thread CPU usage, which is too coarse on
-    # some virtual machines: retry when it says so.
-    if out=$(qemu-img convert -f raw -O luks \
-            --object "secret,id=sec0,file=$KEYS/evil.img.key" \
-            -o key-secret=sec0,iter-time=10 "$WORK/evil-payload.qcow2" "$STORE/evil.img" 2>&1); then
-        made=yes
-        break
-    fi
-    rm -f "$STORE/evil.img"
-    case $out in
-    *"Unable to get accurate CPU usage"*) continue ;;
-    *) printf '%s\n' "$out" | indent; die "qemu-img could not create evil.img" ;;
-    esac
-done
-[ -n "$made" ] || die "qemu-img kept failing with 'Unable to get accurate CPU usage' (10 attempts)"
+qemu_luks "$STORE/evil.img" qemu-img convert -f raw -O luks \
+    --object "secret,id=sec0,file=$KEYS/evil.img.key" \
+    -o key-secret=sec0,iter-time=10 "$WORK/evil-payload.qcow2" "$STORE/evil.img"
 say "evil.img  LUKS1 made by qemu-img; its plaintext is a qcow2 image:"
 qemu-img info "$WORK/evil-payload.qcow2" | grep -E '^(file format|backing file)' | indent
+
+# vm.qcow2: a qcow2 image with qemu's built-in LUKS encryption, as OpenStack
+# keeps encrypted qcow2 images (disk_format=qcow2).  32 MiB virtual, 64 KiB
+# clusters; qemu-io writes a known byte pattern at a few scattered offsets,
+# then zeroes one of the clusters it wrote.  Everything else is unallocated.
+# The passphrase reaches qemu through the key file, never the command line.
+VM_SIZE=$((32 << 20))
+VM_WRITES=(
+    "0x11 0 65536"                       # the first cluster
+    "0x22 3145728 196608"                # three clusters at 3 MiB ...
+    "0x33 20971520 65536"                # one at 20 MiB
+    "0x44 $((VM_SIZE - 65536)) 65536"    # and the last one
+)
+VM_ZERO="3211264 65536"                  # ... the middle one of the three zeroed
+# Where the view must have data (start length), all the rest being holes.
+VM_DATA="0 65536
+3145728 65536
+3276800 65536
+20971520 65536
+$((VM_SIZE - 65536)) 65536"
+newkey vm.qcow2
+vm_secret="secret,id=s,file=$KEYS/vm.qcow2.key"
+qemu_luks "$STORE/vm.qcow2" qemu-img create -f qcow2 --object "$vm_secret" \
+    -o encrypt.format=luks,encrypt.key-secret=s,encrypt.iter-time=10 "$STORE/vm.qcow2" "$VM_SIZE"
+io_cmds=()
+for w in "${VM_WRITES[@]}"; do
+    read -r pat off len <<<"$w"
+    io_cmds+=(-c "write -P $pat $off $len")
+done
+io_cmds+=(-c "write -z $VM_ZERO")
+out=$(qemu-io --object "$vm_secret" \
+    --image-opts "driver=qcow2,file.filename=$STORE/vm.qcow2,encrypt.key-secret=s" "${io_cmds[@]}" 2>&1) ||
+    { printf '%s\n' "$out" | indent; die "qemu-io could not write vm.qcow2"; }
+# qemu-io exits 0 even when a command failed: every command must report it wrote.
+[ "$(grep -c '^wrote ' <<<"$out")" -eq $((${#io_cmds[@]} / 2)) ] ||
+    { printf '%s\n' "$out" | indent; die "qemu-io did not complete every write to vm.qcow2"; }
+say "vm.qcow2  qcow2 with LUKS encryption (encrypt.format=luks, made by qemu-img), 32 MiB virtual;"
+say "          qemu-io wrote patterns 0x11, 0x22, 0x33, 0x44 at 0, 3 MiB, 20 MiB and the last 64 KiB,"
+say "          then zeroed the 64 KiB at 3 MiB + 64 KiB; the rest was never written"
 
 # A download still in progress: never a candidate.
 head -c 1M /dev/urandom >"$STORE/upload.img.part"
@@ -252,30 +299,34 @@ step "6. The verdicts (examples/mnt/.safeimgfs/status.json)"
 import json, sys
 
 images = json.load(open(sys.argv[1]))["images"]
-rows = [("NAME", "STATE", "CHECK", "REASON")]
-rows += [(i["name"], i["state"], i["check"] or "-", i["reason"] or "") for i in images]
-w = [max(len(r[k]) for r in rows) for k in range(3)]
+rows = [("NAME", "OUTER", "STATE", "CHECK", "REASON")]
+rows += [(i["name"], i["outer_format"] or "-", i["state"], i["check"] or "-", i["reason"] or "")
+         for i in images]
+w = [max(len(r[k]) for r in rows) for k in range(4)]
 for r in rows:
-    print(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}")
+    print("  ".join(f"{r[k]:<{w[k]}}" for k in range(4)) + "  " + r[4])
 EOF
 
-# The demo's expectations: both legitimate images accepted, the attack
-# rejected because of what its plaintext is.
+# The demo's expectations: the three legitimate images accepted, each as
+# the outer format it was made as and as a raw disk of the size it was made
+# with; the attack rejected because of what its plaintext is.
 verdict() {
     "$PY" -c '
 import json, sys
 for i in json.load(open(sys.argv[1]))["images"]:
     if i["name"] == sys.argv[2]:
-        print(i["state"], i["check"], i["reason"])' "$MNT/.safeimgfs/status.json" "$1"
+        print(i["state"], i["check"], i["outer_format"], i["inner_format"], i["size"], i["reason"])' \
+        "$MNT/.safeimgfs/status.json" "$1"
 }
-for img in web.img db.img; do
+for want in "web.img luks2 8388608" "db.img luks1 4194304" "vm.qcow2 qcow2+luks $VM_SIZE"; do
+    read -r img outer size <<<"$want"
     case $(verdict "$img") in
-    "accepted inner.raw "*) ;;
-    *) die "$img was not accepted: $(verdict "$img")" ;;
+    "accepted inner.raw $outer raw $size "*) ;;
+    *) die "$img was not accepted as $outer with a raw plaintext of $size bytes: $(verdict "$img")" ;;
     esac
 done
 case $(verdict evil.img) in
-"rejected inner.qcow2 "*"backing file"*) ;;
+"rejected inner.qcow2 luks1 qcow2 "*"backing file"*) ;;
 *) die "evil.img was not rejected as a qcow2 with a backing file: $(verdict evil.img)" ;;
 esac
 say ""
@@ -300,7 +351,49 @@ for img in web.img db.img; do
     ok "$img: identical ($(stat -c %s "$MNT/$img") bytes)"
 done
 
-step "8. What qemu sees: a raw disk (qemu-img info -f raw examples/mnt/web.img)"
+step "8. A qcow2+LUKS view: what qemu decrypts, holes included (examples/mnt/vm.qcow2)"
+# qemu's own decryption of the image, as OpenStack would run it today.
+qemu-img convert --object "$vm_secret" \
+    --image-opts "driver=qcow2,file.filename=$STORE/vm.qcow2,encrypt.key-secret=s" \
+    -O raw "$WORK/vm.qcow2.raw"
+# And what the writes should have produced, computed without any qcow2 code.
+"$PY" - "$WORK/vm.qcow2.expected" "$VM_SIZE" "$VM_ZERO" "${VM_WRITES[@]}" <<'EOF'
+import sys
+out, size, zero, writes = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+buf = bytearray(size)
+for w in writes:
+    pat, off, n = w.split()
+    buf[int(off):int(off) + int(n)] = bytes([int(pat, 16)]) * int(n)
+off, n = map(int, zero.split())
+buf[off:off + n] = bytes(n)
+open(out, "wb").write(buf)
+EOF
+view=$(sha256sum <"$MNT/vm.qcow2" | cut -d' ' -f1)
+qemu=$(sha256sum <"$WORK/vm.qcow2.raw" | cut -d' ' -f1)
+want=$(sha256sum <"$WORK/vm.qcow2.expected" | cut -d' ' -f1)
+say "sha256 of examples/mnt/vm.qcow2                 $view"
+say "sha256 of qemu-img convert -O raw of the image  $qemu"
+say "sha256 of the patterns qemu-io wrote            $want"
+[ "$qemu" = "$want" ] || die "qemu-img's own plaintext of vm.qcow2 is not what qemu-io wrote"
+[ "$view" = "$qemu" ] || die "the view of vm.qcow2 differs from qemu-img's plaintext"
+ok "vm.qcow2: identical ($(stat -c %s "$MNT/vm.qcow2") bytes)"
+say "Where the image holds data (qemu-img map -f raw examples/mnt/vm.qcow2); the rest are"
+say "holes, unallocated or zero clusters that read as zeros without touching the cipher:"
+(cd "$MNT" && qemu-img map -f raw vm.qcow2) | indent
+# qemu-img learns the layout from SEEK_DATA/SEEK_HOLE on the view: it must
+# report data exactly where qemu-io wrote, and nowhere else.
+got=$(qemu-img map -f raw --output=json "$MNT/vm.qcow2" | "$PY" -c '
+import json, sys
+for e in json.load(sys.stdin):
+    if e["data"]:
+        print(e["start"], e["length"])')
+[ "$got" = "$VM_DATA" ] || die "the view's data runs are not where qemu-io wrote: got
+$got
+want
+$VM_DATA"
+ok "data exactly where qemu-io wrote: $(wc -l <<<"$VM_DATA") runs of 64 KiB in $((VM_SIZE >> 20)) MiB; qemu-img convert skips the rest"
+
+step "9. What qemu sees: a raw disk (qemu-img info -f raw examples/mnt/web.img)"
 qemu-img info -f raw "$MNT/web.img" | indent
 qemu-img info -f raw "$MNT/web.img" | grep -q '^file format: raw' || die "qemu-img does not see a raw disk"
 say "Consumers can copy it straight away, e.g.:"
@@ -313,7 +406,7 @@ printf '%s\n' "$out" | indent
 
 # ----------------------------------------------------------------- unmount
 
-step "9. Unmount (fusermount3 -u examples/mnt)"
+step "10. Unmount (fusermount3 -u examples/mnt)"
 fusermount3 -u "$MNT"
 rc=0
 wait "$DAEMON" || rc=$?
@@ -323,7 +416,7 @@ ok "unmounted; safeimgfs exited with status 0"
 say "Its log, one line per verdict:"
 grep '^safeimgfs:' "$LOG" | indent
 
-printf '\n%sDone in %d s.%s  2 views served, 1 malicious image refused, 1 temporary file ignored.\n' \
+printf '\n%sDone in %d s.%s  3 views served (LUKS2, LUKS1, qcow2+LUKS), 1 malicious image refused, 1 temporary file ignored.\n' \
     "$B" "$SECONDS" "$N"
 say "The store is still in examples/store (keys in examples/store/keys) and the"
 say "plaintexts in examples/work.  To mount it again by hand (Ctrl-C unmounts):"

@@ -115,6 +115,7 @@ static int sif_luks_fmt_open(struct sif_image *img, const struct sif_inspect_env
         goto out;
     img->data_offset = info->data_offset;
     img->size = info->data_len;
+    img->allocated = info->data_len;
     img->unit = info->sector_size;
 out:
     free(meta);

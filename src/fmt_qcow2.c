@@ -42,7 +42,6 @@ struct sif_range {
 
 struct sif_l2_slot {
     uint64_t off;       /* 0 = empty */
-    uint64_t used;      /* LRU clock */
     uint8_t *table;
 };
 
@@ -53,8 +52,7 @@ struct sif_qcow2_state {
     pthread_mutex_t lock;       /* guards the cache below */
     struct sif_l2_slot *slots;
     unsigned nslots;
-    uint64_t clock;
-    uint64_t data_clusters;     /* for the verdict */
+    uint64_t data_bytes;        /* allocated data, for st_blocks */
 };
 
 static bool sif_qcow2_detect(const uint8_t *head, size_t len, uint64_t file_size)
@@ -168,8 +166,8 @@ static int sif_qcow2_validate(struct sif_image *img, struct sif_qcow2_state *st,
                 goto out;
             if (!c.alloc)
                 continue;
-            st->data_clusters++;
             span = (uint64_t)(32 - __builtin_clz(c.alloc)) * q->subcluster_size;
+            st->data_bytes += (uint64_t)__builtin_popcount(c.alloc) * q->subcluster_size;
             if (sif_hits_meta(meta, nmeta, c.host, span)) {
                 r = sif_reject(v, -EINVAL, "qcow2.overlap",
                                "guest cluster %" PRIu64 " maps to host offset %" PRIu64 ", inside the image's metadata",
@@ -247,7 +245,10 @@ static int sif_qcow2_open(struct sif_image *img, const struct sif_inspect_env *e
         r = sif_reject(v, -ENOMEM, "blob.read", "out of memory for the L2 cache");
         goto out;
     }
-    img->size = st->q.size;
+    /* Like qemu, serve whole 512-byte sectors: a tail shorter than a
+     * sector is not part of the disk. */
+    img->size = st->q.size & ~511ULL;
+    img->allocated = st->data_bytes < img->size ? st->data_bytes : img->size;
     img->unit = 512;
 out:
     free(region);
@@ -280,17 +281,16 @@ static int sif_qcow2_l2_get(struct sif_image *img, struct sif_qcow2_state *st, u
     const uint64_t off = st->l2_off[l1i], cs = st->q.cluster_size;
     const uint32_t elen = st->q.l2_entry_len;
     uint8_t digest[SIF_L2_DIGEST], *table;
-    struct sif_l2_slot *victim;
+    struct sif_l2_slot *slot;
     int r;
 
+    /* Direct-mapped by L1 index: one probe, whatever the cache size. */
+    slot = &st->slots[l1i % st->nslots];
     pthread_mutex_lock(&st->lock);
-    for (unsigned i = 0; i < st->nslots; i++) {
-        if (st->slots[i].off == off) {
-            st->slots[i].used = ++st->clock;
-            memcpy(e, st->slots[i].table + (size_t)idx * elen, elen);
-            pthread_mutex_unlock(&st->lock);
-            return 0;
-        }
+    if (slot->off == off) {
+        memcpy(e, slot->table + (size_t)idx * elen, elen);
+        pthread_mutex_unlock(&st->lock);
+        return 0;
     }
     pthread_mutex_unlock(&st->lock);
 
@@ -309,20 +309,10 @@ static int sif_qcow2_l2_get(struct sif_image *img, struct sif_qcow2_state *st, u
     memcpy(e, table + (size_t)idx * elen, elen);
 
     pthread_mutex_lock(&st->lock);
-    victim = &st->slots[0];
-    for (unsigned i = 0; i < st->nslots; i++) {
-        if (st->slots[i].off == off) {  /* another thread was faster */
-            victim = NULL;
-            break;
-        }
-        if (st->slots[i].used < victim->used)
-            victim = &st->slots[i];
-    }
-    if (victim) {
-        free(victim->table);
-        victim->table = table;
-        victim->off = off;
-        victim->used = ++st->clock;
+    if (slot->off != off) {
+        free(slot->table);
+        slot->table = table;
+        slot->off = off;
         table = NULL;
     }
     pthread_mutex_unlock(&st->lock);

@@ -64,6 +64,7 @@ struct sif_image {
     const struct sif_format *fmt;
     struct sif_verdict verdict;
     uint64_t size;                  /* plaintext size */
+    uint64_t allocated;             /* bytes of it that hold data (st_blocks) */
     uint32_t unit;                  /* read alignment of fmt->read, <= 4096 */
     struct sif_crypt *crypt;
     uint64_t data_offset;           /* format-specific */

@@ -149,8 +149,8 @@ int sif_qcow2_parse(const uint8_t *b, size_t len, uint64_t file_size, struct sif
     q->subcluster_size = q->extended_l2 ? q->cluster_size / 32 : q->cluster_size;
 
     q->size = sif_be64(b + Q_SIZE);
-    if (q->size == 0)
-        return sif_reject(v, -EINVAL, "qcow2.size", "the virtual disk is empty");
+    if (q->size < 512)
+        return sif_reject(v, -EINVAL, "qcow2.size", "the virtual disk is smaller than one sector");
     /* Guest clusters, then L2 tables needed: both overflow-safe. */
     clusters = q->size / q->cluster_size + (q->size % q->cluster_size != 0);
     l1_needed = clusters / q->l2_entries + (clusters % q->l2_entries != 0);

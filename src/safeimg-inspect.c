@@ -20,6 +20,7 @@
 #include "log.h"
 #include "policy.h"
 #include "secmem.h"
+#include "store.h"
 #include "unlock.h"
 
 static void usage(FILE *f)
@@ -110,18 +111,31 @@ int main(int argc, char **argv)
     if (sif_lock_all_memory() != 0)
         sif_debug("memory stays unlocked");
     for (int i = optind; i < argc; i++) {
-        char *copy = strdup(argv[i]);
+        char *copy = strdup(argv[i]), *shown;
         const char *base = copy ? basename(copy) : argv[i];
         struct sif_image *img = NULL;
-        int r = sif_image_open(AT_FDCWD, argv[i], base, &img);
+        int r;
 
+        /* The same name rule as the mount: a name that could forge an
+         * output line or break the JSON is shown escaped and refused. */
+        shown = sif_store_escape_name(base);
+        r = shown ? sif_image_open(AT_FDCWD, argv[i], base, &img) : -ENOMEM;
         if (r) {
-            sif_err("%s: cannot open (%s)", argv[i], strerror(-r));
+            sif_err("%s: cannot open (%s)", shown ? shown : "?", strerror(-r));
             status = 2;
+            free(shown);
             free(copy);
             continue;
         }
-        sif_image_inspect(img, &env);
+        if (sif_store_name_ok(base)) {
+            free(shown);
+            shown = strdup(base);
+            sif_image_inspect(img, &env);
+        } else {
+            sif_reject(&img->verdict, -EINVAL, "name.invalid",
+                       "the file name is not valid UTF-8 or contains control characters");
+        }
+        base = shown ? shown : "?";
         if (json) {
             struct json_object *o = sif_verdict_json(base, &img->verdict);
 
@@ -136,6 +150,7 @@ int main(int argc, char **argv)
         if (img->verdict.state != SIF_ACCEPTED && status == 0)
             status = 1;
         sif_image_free(img);
+        free(shown);
         free(copy);
     }
     fflush(stdout);

@@ -90,7 +90,9 @@ static void sif_view_stat(struct sif_fs *fs, const struct sif_entry *e, struct s
 {
     sif_fill_stat(fs, SIF_INO_FIRST + e->index, st);
     st->st_size = (off_t)e->img->size;
-    st->st_blocks = (blkcnt_t)((e->img->size + 511) / 512);
+    /* What holds data: tools such as cp look for holes only when the
+     * blocks say the file is sparse. */
+    st->st_blocks = (blkcnt_t)((e->img->allocated + 511) / 512);
     st->st_blksize = 4096;
     st->st_mtim = e->img->st.st_mtim;
     st->st_ctim = e->img->st.st_ctim;

@@ -98,7 +98,7 @@ bool sif_store_name_ok(const char *name)
 }
 
 /* The name with every byte outside printable ASCII written as \xNN. */
-static char *sif_escape_name(const char *name)
+char *sif_store_escape_name(const char *name)
 {
     size_t n = strlen(name);
     char *out = malloc(n * 4 + 1), *o = out;
@@ -175,7 +175,7 @@ int sif_store_open(const char *path, const struct sif_inspect_env *env, struct s
         sif_verdict_init(&e->verdict);
         atomic_init(&e->state, SIF_PENDING);
         e->name = strdup(de->d_name);
-        e->display = sif_store_name_ok(de->d_name) ? strdup(de->d_name) : sif_escape_name(de->d_name);
+        e->display = sif_store_name_ok(de->d_name) ? strdup(de->d_name) : sif_store_escape_name(de->d_name);
         if (!e->name || !e->display) {
             r = -ENOMEM;
             goto fail;

@@ -40,6 +40,10 @@ bool sif_store_candidate(const char *name);
  * characters (so that no name can break status.json or forge a log line). */
 bool sif_store_name_ok(const char *name);
 
+/* A new string: name with every byte outside printable ASCII (and the
+ * backslash) written as \xNN.  NULL when out of memory. */
+char *sif_store_escape_name(const char *name);
+
 /* Opens the directory and lists its candidates (pending, or rejected with
  * name.invalid).  0 or -errno. */
 int sif_store_open(const char *path, const struct sif_inspect_env *env, struct sif_store **out);

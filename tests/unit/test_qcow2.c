@@ -342,11 +342,14 @@ static void test_v3_valid(void **state)
     hdr_expect_ok(&h, &q);
     assert_int_equal(q.l1_used, 21);
 
-    /* a one-byte disk needs one L2 table */
-    h.size = 1;
+    /* a one-sector disk needs one L2 table */
+    h.size = 512;
     h.l1_size = 1;
     hdr_expect_ok(&h, &q);
     assert_int_equal(q.l1_used, 1);
+    /* less than a sector is no disk at all (qemu serves whole sectors) */
+    h.size = 511;
+    hdr_expect(&h, "qcow2.size");
 }
 
 static void test_v2_valid(void **state)
