@@ -3,7 +3,8 @@
  * Inspection validates all active metadata before any key is used: the
  * header (qcow2.c), every L1 entry and every entry of every L2 table that
  * maps the virtual disk, and that no table or data cluster overlaps the
- * header, the L1 table, the encryption header or another table.  A digest
+ * header, the L1 table, the refcount table, the encryption header or
+ * another L2 table (refcount blocks are never read).  A digest
  * of each L2 table is kept; at read time tables are loaded through a
  * bounded cache and must still match their digest, so a read never follows
  * a pointer that was not inspected.
@@ -116,7 +117,7 @@ static int sif_qcow2_validate(struct sif_image *img, struct sif_qcow2_state *st,
     l1 = malloc((size_t)q->l1_used * 8);
     st->l2_off = calloc(q->l1_used, sizeof(*st->l2_off));
     st->l2_digest = calloc(q->l1_used, sizeof(*st->l2_digest));
-    meta = calloc((size_t)q->l1_used + 3, sizeof(*meta));
+    meta = calloc((size_t)q->l1_used + 4, sizeof(*meta));
     table = malloc(cs);
     if (!l1 || !st->l2_off || !st->l2_digest || !meta || !table) {
         r = sif_reject(v, -ENOMEM, "blob.read", "out of memory for the qcow2 tables");
@@ -130,6 +131,7 @@ static int sif_qcow2_validate(struct sif_image *img, struct sif_qcow2_state *st,
     meta[nmeta++] = (struct sif_range){ 0, cs };
     meta[nmeta++] = (struct sif_range){ q->l1_offset, sif_round_up((uint64_t)q->l1_size * 8, cs) };
     meta[nmeta++] = (struct sif_range){ q->crypt_offset, sif_round_up(q->crypt_length, cs) };
+    meta[nmeta++] = (struct sif_range){ q->refcount_offset, q->refcount_len };
     for (uint32_t i = 0; i < q->l1_used; i++) {
         r = sif_qcow2_l1_entry(q, sif_be64(l1 + (size_t)i * 8), fsize, i, &st->l2_off[i], v);
         if (r)
@@ -141,7 +143,7 @@ static int sif_qcow2_validate(struct sif_image *img, struct sif_qcow2_state *st,
     for (size_t i = 1; i < nmeta; i++)
         if (meta[i - 1].off + meta[i - 1].len > meta[i].off) {
             r = sif_reject(v, -EINVAL, "qcow2.overlap",
-                           "metadata at %" PRIu64 " overlaps metadata at %" PRIu64 " (header, L1, L2 or encryption header)",
+                           "metadata at %" PRIu64 " overlaps metadata at %" PRIu64 " (header, L1, refcount or L2 table, encryption header)",
                            meta[i - 1].off, meta[i].off);
             goto out;
         }

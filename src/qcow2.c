@@ -170,6 +170,23 @@ int sif_qcow2_parse(const uint8_t *b, size_t len, uint64_t file_size, struct sif
         return sif_reject(v, -EINVAL, "qcow2.l1", "L1 table at %" PRIu64 " (%" PRIu64 " bytes) is misaligned, overlaps the header or lies outside the file",
                           q->l1_offset, l1_bytes);
 
+    q->refcount_offset = sif_be64(b + Q_REFCOUNT_OFFSET);
+    q->refcount_len = (uint64_t)sif_be32(b + Q_REFCOUNT_CLUSTERS) * q->cluster_size;
+    if (!q->refcount_len || q->refcount_len > SIF_QCOW2_REFTABLE_MAX || q->refcount_offset % q->cluster_size ||
+        q->refcount_offset < q->cluster_size || !sif_range_ok(q->refcount_offset, q->refcount_len, file_size))
+        return sif_reject(v, -EINVAL, "qcow2.header", "refcount table at %" PRIu64 " (%" PRIu64 " bytes) is empty, misaligned, too large or outside the file",
+                          q->refcount_offset, q->refcount_len);
+
+    if (sif_be32(b + Q_NB_SNAPSHOTS)) {
+        uint64_t so = sif_be64(b + Q_SNAPSHOTS_OFFSET);
+
+        /* Snapshots are never read; their table must still be where a
+         * table can be. */
+        if (sif_be32(b + Q_NB_SNAPSHOTS) > 65536 || so % q->cluster_size || so < q->cluster_size || so >= file_size)
+            return sif_reject(v, -EINVAL, "qcow2.header", "snapshot table at %" PRIu64 " (%" PRIu32 " snapshots) is misaligned or outside the file",
+                              so, sif_be32(b + Q_NB_SNAPSHOTS));
+    }
+
     q->crypt_method = sif_be32(b + Q_CRYPT);
     /* Extensions live in the header cluster: all of it must be here (or
      * all of the file, when it is shorter). */

@@ -19,6 +19,8 @@
 #define SIF_QCOW2_V3_HDR_LEN 104
 /* qemu's own limit on the L1 table (QCOW_MAX_L1_SIZE, 32 MiB). */
 #define SIF_QCOW2_L1_MAX_BYTES (32u << 20)
+/* qemu's own limit on the refcount table (QCOW_MAX_REFTABLE_SIZE). */
+#define SIF_QCOW2_REFTABLE_MAX (8u << 20)
 /* The LUKS1 region of a qcow2 image holds a 592-byte header and 8 key
  * slots of at most 64 x 4000 bytes: about 2 MiB.  Anything larger than
  * this is not a header qemu wrote. */
@@ -43,6 +45,8 @@ struct sif_qcow2 {
     uint32_t l2_entries;        /* entries per L2 table */
     uint32_t l2_entry_len;      /* 8, or 16 with extended L2 */
     uint64_t subcluster_size;   /* cluster_size, or cluster_size / 32 */
+    uint64_t refcount_offset;   /* refcount table (not read; kept clear of data) */
+    uint64_t refcount_len;      /* bytes */
     uint64_t crypt_offset;      /* the FDE header pointer extension */
     uint64_t crypt_length;
 };

@@ -22,6 +22,9 @@
 #   - `qemu-img convert -f raw -O qcow2 VIEW out.qcow2`, then
 #     `qemu-img compare -f raw -F qcow2 ref.raw out.qcow2` succeeds, and
 #     out.qcow2 reads about the data size as well.
+#   - `cp --sparse=auto` of sparse1g gives an exact copy and reads only
+#     about the data (cp needs st_blocks below st_size / 512 before it tries
+#     SEEK_DATA: the view's st_blocks must count the allocated data only).
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$GEN/qcow2.sh"
@@ -118,6 +121,19 @@ for n in "${NAMES[@]}"; do
     rm -f "$OUT/$n.raw" "$OUT/$n.qcow2"
 done
 note "converted views are exact and only the data was read"
+
+# cp and tar ask SEEK_DATA only of files whose st_blocks is below
+# st_size / 512: a view that reports every block allocated is copied by
+# reading its holes.
+n=sparse1g
+blocks=$(stat -c %b "$MNT/$n")
+read -r rc rd < <(read_bytes cp --sparse=auto "$MNT/$n" "$OUT/$n.cp")
+assert_eq 0 "$rc" "$n: cp --sparse=auto exit status"
+cmp -s "$REF/$n.raw" "$OUT/$n.cp" || fail "$n: cp --sparse=auto copy differs from the reference"
+rm -f "$OUT/$n.cp"
+note "$n: st_blocks $blocks ($((blocks * 512)) bytes for ${DATA[$n]} data bytes); cp --sparse=auto read $rd bytes"
+[ "$rd" -le $((DATA[$n] + 8 * M)) ] ||
+    fail "$n: cp --sparse=auto read $rd bytes of the view for ${DATA[$n]} data bytes (st_blocks $blocks: $((blocks * 512)) bytes)"
 
 umount_store "$MNT"
 assert_eq 0 "$DAEMON_STATUS" "daemon exit status after fusermount3 -u"

@@ -10,6 +10,10 @@
 #   aes.qcow2            encrypt.format=aes (legacy; patched from a LUKS
 #                        image if qemu-img refuses to make it)            -> qcow2.aes
 #   plain.qcow2          an unencrypted qcow2                             -> qcow2.unencrypted
+#   cbc-plain64.qcow2    encrypt.cipher-mode=cbc, ivgen-alg=plain64 (LUKS
+#                        cipher outside the allow-list)                   -> luks.cipher
+#   xts-plain.qcow2      encrypt.ivgen-alg=plain (32-bit IVs)            -> luks.cipher
+#   twofish.qcow2        encrypt.cipher-alg=twofish-256                  -> luks.cipher
 #   inner-backing.qcow2  qcow2+LUKS whose plaintext is a qcow2 with backing
 #                        file /etc/hostname                               -> inner.qcow2
 #   wrongkey.qcow2       the key file holds another passphrase           -> key.wrong
@@ -31,9 +35,18 @@
 #   luks-v2.qcow2        the embedded LUKS header's version set to 2     -> qcow2.crypt_header
 #   slot-2e9.qcow2       embedded LUKS1 key slot 0: 2e9 PBKDF2 iterations -> luks.pbkdf
 #   digest-2e9.qcow2     embedded LUKS1 MK digest: 2e9 iterations        -> luks.pbkdf
+#   l1-table-on-crypt.qcow2  the L1 table placed on the LUKS header      -> qcow2.overlap
+#   fde-misaligned.qcow2 FDE pointer 512 bytes off its cluster           -> qcow2.crypt_header
+#   fde-past-eof.qcow2   FDE pointer past the end of the file            -> qcow2.crypt_header
+#   size-huge.qcow2      virtual size 2^60 (an L1 table far beyond 32 MiB) -> qcow2.size
+# Patched copies of an extended-L2 image (64 KiB clusters, 2 KiB subclusters):
+#   xl2-alloc-zero.qcow2 a subcluster both allocated and zero            -> qcow2.l2
+#   xl2-nohost.qcow2     allocated subclusters without a host cluster    -> qcow2.l2
+#   xl2-zero-bit.qcow2   bit 0 of the first word (reserved with extended L2) -> qcow2.l2
+#   xl2-past-eof.qcow2   allocated subclusters past the end of the file  -> qcow2.l2
 # Controls that must be accepted, with views equal to qemu's plaintext:
-#   good.qcow2 (the unpatched image), dirty.qcow2 (incompatible bit 0, which
-#   is harmless read-only), l1-null-copied.qcow2 (L1 entry = copied flag with
+#   good.qcow2 and xl2good.qcow2 (the unpatched images), dirty.qcow2
+#   (incompatible bit 0, which is harmless read-only), l1-null-copied.qcow2 (L1 entry = copied flag with
 #   offset 0: unallocated for qemu too; an L2 table can never be placed on the
 #   header cluster, offset 0 means "no table").
 # Checks: state, check id and a reason in status.json and from
@@ -60,6 +73,11 @@ mk_good() {
     q2_create "$W/good.qcow2" 4M "$PW" cluster_size=65536 &&
         q2_write_random "$W/good.qcow2" "$PW" 0 64k 128k 64k 1M 4k &&
         q2_ref "$W/good.qcow2" "$PW" "$REF/good.raw"
+}
+mk_xl2() {
+    q2_create "$W/xl2good.qcow2" 4M "$PW" cluster_size=65536,extended_l2=on &&
+        q2_write_random "$W/xl2good.qcow2" "$PW" 0 8k 128k 64k &&
+        q2_ref "$W/xl2good.qcow2" "$PW" "$REF/xl2good.raw"
 }
 mk_backing() {
     q2_create_plain "$W/base.qcow2" 4M &&
@@ -90,12 +108,16 @@ mk_inner() {
 
 [ -r /etc/hostname ] || skip "no /etc/hostname for the inner backing file"
 q2_bg good mk_good
+q2_bg xl2 mk_xl2
 q2_bg backing mk_backing
 q2_bg datafile mk_datafile
 q2_bg compressed mk_compressed
 q2_bg aes mk_aes
 q2_bg inner mk_inner
 q2_bg plain q2_create_plain "$STORE/plain.qcow2" 4M
+q2_bg cbc-plain64 q2_create "$STORE/cbc-plain64.qcow2" 4M "$PW" encrypt.cipher-mode=cbc,encrypt.ivgen-alg=plain64
+q2_bg xts-plain q2_create "$STORE/xts-plain.qcow2" 4M "$PW" encrypt.ivgen-alg=plain
+q2_bg twofish q2_create "$STORE/twofish.qcow2" 4M "$PW" encrypt.cipher-alg=twofish-256
 q2_wait || fail "generators failed"
 
 G=$W/good.qcow2
@@ -103,12 +125,26 @@ G=$W/good.qcow2
 # allocated, one L2 table.
 "$PYTHON" - "$GEN" "$G" <<'EOF' || fail "good.qcow2 does not have the expected layout"
 import sys
+sys.dont_write_bytecode = True
 sys.path.insert(0, sys.argv[1])
 import qcow2map
-h, recs = qcow2map.load(sys.argv[2])
+with open(sys.argv[2], "rb") as f:
+    h = qcow2map.parse_header(f)
+    recs = qcow2map.walk(f, h)
 assert h["cluster_size"] == 65536 and h["crypt_method"] == 2 and h["version"] == 3, h
 assert recs[0]["subs"] == ["data"] and recs[2]["subs"] == ["data"] and recs[1]["subs"] == ["unalloc"]
 assert recs[0]["l2_table"] and h["crypt_length"] > 65536
+EOF
+"$PYTHON" - "$GEN" "$W/xl2good.qcow2" <<'EOF' || fail "xl2good.qcow2 does not have the expected layout"
+import sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[1])
+import qcow2map
+with open(sys.argv[2], "rb") as f:
+    h = qcow2map.parse_header(f)
+    r = qcow2map.cluster_record(f, h, 0)
+assert h["extended_l2"] and h["subcluster_size"] == 2048, h
+assert r["subs"][:4] == ["data"] * 4 and r["subs"][4:] == ["unalloc"] * 28, r["subs"]
 EOF
 
 # patched NAME OPERATION ARGS...: a copy of good.qcow2 with one patch.
@@ -136,6 +172,21 @@ patched no-fde.qcow2 ext-del fde
 patched luks-v2.qcow2 luks-u16 6 2
 patched slot-2e9.qcow2 luks-u32 '208 + 4' 2000000000
 patched digest-2e9.qcow2 luks-u32 164 2000000000
+patched l1-table-on-crypt.qcow2 header l1_table_offset crypt_offset
+patched fde-misaligned.qcow2 ext-u64 fde 0 'entry + 512'
+patched fde-past-eof.qcow2 ext-u64 fde 0 '(file_size + cluster_size - 1) // cluster_size * cluster_size + cluster_size'
+patched size-huge.qcow2 header size '1 << 60'
+# xl2patched NAME OPERATION ARGS...: a copy of xl2good.qcow2 with one patch.
+xl2patched() {
+    local n=$1
+    shift
+    cp "$W/xl2good.qcow2" "$STORE/$n" && q2_patch "$STORE/$n" "$@" || fail "patching $n ($*) failed"
+}
+xl2patched xl2-alloc-zero.qcow2 l2-bitmap 0 'entry | (1 << 33)'
+xl2patched xl2-nohost.qcow2 l2 0 '0'
+xl2patched xl2-zero-bit.qcow2 l2 0 'entry | 1'
+xl2patched xl2-past-eof.qcow2 l2 0 '(1 << 63) | ((file_size + cluster_size - 1) // cluster_size + 16) * cluster_size'
+cp "$W/xl2good.qcow2" "$STORE/xl2good.qcow2"
 cp "$G" "$STORE/good.qcow2"
 cp "$G" "$STORE/wrongkey.qcow2"
 
@@ -165,6 +216,9 @@ declare -A WANT=(
     [compressed.qcow2]=qcow2.compressed
     [aes.qcow2]=qcow2.aes
     [plain.qcow2]=qcow2.unencrypted
+    [cbc-plain64.qcow2]=luks.cipher
+    [xts-plain.qcow2]=luks.cipher
+    [twofish.qcow2]=luks.cipher
     [inner-backing.qcow2]=inner.qcow2
     [wrongkey.qcow2]=key.wrong
     [corrupt.qcow2]=qcow2.corrupt
@@ -184,6 +238,15 @@ declare -A WANT=(
     [luks-v2.qcow2]=qcow2.crypt_header
     [slot-2e9.qcow2]=luks.pbkdf
     [digest-2e9.qcow2]=luks.pbkdf
+    [l1-table-on-crypt.qcow2]=qcow2.overlap
+    [fde-misaligned.qcow2]=qcow2.crypt_header
+    [fde-past-eof.qcow2]=qcow2.crypt_header
+    [size-huge.qcow2]=qcow2.size
+    [xl2-alloc-zero.qcow2]=qcow2.l2
+    [xl2-nohost.qcow2]=qcow2.l2
+    [xl2-zero-bit.qcow2]=qcow2.l2
+    [xl2-past-eof.qcow2]=qcow2.l2
+    [xl2good.qcow2]=inner.raw
     [good.qcow2]=inner.raw
     [dirty.qcow2]=inner.raw
     [l1-null-copied.qcow2]=inner.raw
@@ -259,7 +322,7 @@ for spec in sys.argv[4:]:
             errs.append("%s: %s gives no reason" % (name, src))
         if not str(im.get("outer_format")).startswith("qcow2"):
             errs.append("%s: %s outer_format %r" % (name, src, im.get("outer_format")))
-    if want in ("luks.pbkdf", "key.wrong", "inner.qcow2", "inner.raw") and \
+    if want in ("luks.pbkdf", "luks.cipher", "key.wrong", "inner.qcow2", "inner.raw") and \
             mount.get(name, {}).get("outer_format") != "qcow2+luks":
         errs.append("%s: outer_format %r (want qcow2+luks)" % (name, mount.get(name, {}).get("outer_format")))
     if want == "inner.qcow2" and mount.get(name, {}).get("inner_format") != "qcow2":
@@ -282,8 +345,9 @@ EOF
 assert_eq "$(sha256_of "$REF/good.raw")" "$(sha256_of "$MNT/good.qcow2")" "good.qcow2 sha256"
 assert_eq "$(sha256_of "$REF/good.raw")" "$(sha256_of "$MNT/dirty.qcow2")" "dirty.qcow2 sha256"
 assert_eq "$(sha256_of "$REF/l1-null-copied.raw")" "$(sha256_of "$MNT/l1-null-copied.qcow2")" "l1-null-copied.qcow2 sha256"
+assert_eq "$(sha256_of "$REF/xl2good.raw")" "$(sha256_of "$MNT/xl2good.qcow2")" "xl2good.qcow2 sha256"
 listed=$("$PYTHON" -c 'import os,sys; print(" ".join(sorted(n for n in os.listdir(sys.argv[1]) if n != ".safeimgfs")))' "$MNT")
-assert_eq "dirty.qcow2 good.qcow2 l1-null-copied.qcow2" "$listed" "readdir"
+assert_eq "dirty.qcow2 good.qcow2 l1-null-copied.qcow2 xl2good.qcow2" "$listed" "readdir"
 
 umount_store "$MNT"
 assert_eq 0 "$DAEMON_STATUS" "daemon exit status after fusermount3 -u"

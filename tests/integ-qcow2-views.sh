@@ -7,27 +7,34 @@
 # unallocated and over allocated clusters (zero flag with and without a kept
 # host cluster), and L2 spans without any table:
 #   c4k-v3      4 KiB clusters, compat=1.1, size 10 MiB + 7680 (not a multiple
-#               of the cluster size), writes across an L2 table boundary
-#   c64k-v3     64 KiB clusters, compat=1.1, unaligned writes (qemu does the
-#               read-modify-write), zero clusters between data clusters
-#   c2m-v3      2 MiB clusters, size 10 MiB + 7680 (last cluster partial)
+#               of the cluster size), writes across an L2 table boundary;
+#               AES-128-CBC-ESSIV:SHA256
+#   c2m-v3      2 MiB clusters, size 10 MiB + 7680 (last cluster partial);
+#               AES-256-CBC-ESSIV:SHA256
 #   c64k-v2     compat=0.10 (v2: no zero flag), size 32 MiB + 512
 #   c512-v3     512-byte clusters (the smallest), many L2 tables
 #   c64k-xl2    extended_l2=on: 2 KiB subclusters, data in odd subclusters,
 #               zero subclusters over unallocated and allocated ones
-#   c16k-xl2    extended_l2=on with 512-byte subclusters, size 8 MiB + 1536
+#   c16k-xl2    extended_l2=on with 512-byte subclusters, size 8 MiB + 1536;
+#               AES-128-XTS (the others: qemu's default AES-256-XTS-PLAIN64)
 #   c2m-xl2     extended_l2=on with 64 KiB subclusters, size 10 MiB + 7680
-#   fromraw     qemu-img convert of a raw file with zero stretches
-#   snapshot    data, an internal snapshot, then overwrites (L2 entries
-#               without the copied flag; the view is the active state)
-#   vmstate     `qemu-io write -b`: VM state stored through an L1 entry past
-#               the virtual disk (l1_size > what the size needs): not exposed
-#   prealloc    preallocation=metadata (every cluster allocated, never written)
-#   grown, shrunk  qemu-img resize (to 20 MiB + 512, and --shrink to 5 MiB + 512
-#               with data past the new end discarded)
-#   many-l2     35 GiB virtual, 64 KiB clusters: 70 L2 tables, more than the
-#               daemon's L2 cache holds (64), data in each 512 MiB span; the
-#               views are compared on every data run and 2000 random probes
+# and copies of one empty 8 MiB template, 64 KiB clusters, compat=1.1 (every
+# qemu LUKS creation costs seconds of PBKDF benchmarking, a copy nothing):
+#   c64k-v3     grown to 64 MiB: unaligned writes (qemu does the
+#               read-modify-write), zero clusters between data clusters
+#   fromraw     `qemu-img convert -n` of a raw file with zero stretches
+#   prealloc    grown by 4 MiB with --preallocation=metadata (clusters
+#               allocated but never written: both sides decrypt the same bytes)
+#   snapvm      data, an internal snapshot, overwrites (L2 entries without the
+#               copied flag: the view is the active state), then VM state
+#               (`qemu-io write -b`, mapped by an L1 entry past the virtual
+#               disk: l1_size > what the size needs; never exposed)
+#   resized     data at 4 and 9 MiB of 10 MiB, `qemu-img resize --shrink` to
+#               5 MiB + 512 (data past the end discarded), then grown to
+#               20 MiB + 512
+#   many-l2     grown to 35 GiB: 70 L2 tables, more than the daemon's L2
+#               cache holds (64 of 64 KiB), data in each 512 MiB span; the
+#               view is compared on every data run and 2000 random probes
 #               instead of a whole-file sha256
 # The reference plaintext of each is `qemu-img convert -U ... -O raw`
 # (qemu's own decryption), and the allocation map comes from qcow2map.py
@@ -35,8 +42,10 @@
 # `qemu-img map` of the encrypted image, which shows data/zero but no
 # offsets). Checks for each view:
 #   - status.json and safeimg-inspect --json: accepted, inner.raw,
-#     outer_format qcow2+luks, inner_format raw, size = virtual size;
+#     outer_format qcow2+luks, inner_format raw, size = virtual size; the
+#     inspector's encryption.cipher and key_bits are the ones created;
 #   - st_size = virtual size (qemu-img info); sha256 = the reference's;
+#     st_blocks = the allocated data (within a cluster and 511 bytes);
 #   - reads at odd offsets and sizes (os.pread) equal the reference;
 #   - SEEK_DATA/SEEK_HOLE: the data/hole runs walked with lseek equal
 #     qcow2map.py's (allocated = data; unallocated and zero = hole; adjacent
@@ -44,12 +53,14 @@
 #     offsets (plus at and past EOF) answers as those runs say;
 #   - `qemu-img map -f raw --output=json VIEW` reports data exactly in those
 #     runs and zero everywhere else;
-#   - `cp --sparse=always VIEW` gives identical content.
-# Finally odd-size: a header size patched to 412 bytes less than 8 MiB (not a
-# multiple of 512; qemu uses floor(size / 512) sectors): it must be rejected
-# with a qcow2.* check, or served exactly as qemu serves it (8 MiB - 512).
+#   - `cp --sparse=always VIEW` gives identical content (within 60 s even
+#     for the 35 GiB view: cp must find the holes).
 # Each image must actually show the states it was made for (data, zero,
 # zero-alloc, unalloc), so that a qemu change cannot silently drop coverage.
+# Finally odd-size (another template copy): the header size patched to 412
+# bytes less than 8 MiB, not a multiple of 512 (qemu uses floor(size / 512)
+# sectors): it must be rejected with a qcow2.* check, or served exactly as
+# qemu serves it (8 MiB - 512 bytes).
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$GEN/qcow2.sh"
@@ -64,31 +75,38 @@ mkdir -p "$STORE" "$REF" "$KEYS" "$MNT"
 chmod 700 "$KEYS"
 
 S10=$((10485760 + 7680))    # 10 MiB + 7680: qemu rounds sizes to 512 bytes
+TEMPLATE=$SCRATCH/template.qcow2
+TPW=$SCRATCH/template.pw
 
-# name | qemu-img create options | virtual size | states the map must show
+ESSIV128=encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,encrypt.ivgen-hash-alg=sha256
+ESSIV256=encrypt.cipher-alg=aes-256,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,encrypt.ivgen-hash-alg=sha256
+declare -A CIPHER=([c4k-v3]="aes-cbc-essiv:sha256 128" [c2m-v3]="aes-cbc-essiv:sha256 256"
+    [c16k-xl2]="aes-xts-plain64 256")   # the rest: aes-xts-plain64 512
+# name | qemu-img create options ("template": a copy of $TEMPLATE) | virtual
+# size | states the map must show
 IMAGES=(
-    "c4k-v3|cluster_size=4096,compat=1.1|$S10|data zero zero-alloc unalloc"
-    "c64k-v3|cluster_size=65536,compat=1.1|64M|data zero zero-alloc unalloc"
-    "c2m-v3|cluster_size=2097152,compat=1.1|$S10|data zero unalloc"
+    "c4k-v3|cluster_size=4096,compat=1.1,$ESSIV128|$S10|data zero zero-alloc unalloc"
+    "c2m-v3|cluster_size=2097152,compat=1.1,$ESSIV256|$S10|data zero unalloc"
     "c64k-v2|cluster_size=65536,compat=0.10|$((33554432 + 512))|data unalloc"
     "c512-v3|cluster_size=512,compat=1.1|4M|data zero unalloc"
     "c64k-xl2|cluster_size=65536,extended_l2=on|16M|data zero unalloc"
-    "c16k-xl2|cluster_size=16384,extended_l2=on|$((8388608 + 1536))|data zero unalloc"
+    "c16k-xl2|cluster_size=16384,extended_l2=on,encrypt.cipher-alg=aes-128|$((8388608 + 1536))|data zero unalloc"
     "c2m-xl2|cluster_size=2097152,extended_l2=on|$S10|data zero unalloc"
-    "fromraw|||data unalloc"
-    "snapshot|cluster_size=65536|8M|data unalloc"
-    "vmstate|cluster_size=65536|8M|data unalloc"
-    "prealloc|cluster_size=65536,preallocation=metadata|4M|data"
-    "grown|cluster_size=65536|10M|data unalloc"
-    "shrunk|cluster_size=65536|10M|data unalloc"
-    "many-l2|cluster_size=65536|35G|data unalloc"
+    "c64k-v3|template||data zero zero-alloc unalloc"
+    "fromraw|template||data zero unalloc"
+    "prealloc|template||data unalloc"
+    "snapvm|template||data unalloc"
+    "resized|template||data unalloc"
+    "many-l2|template||data unalloc"
 )
 BIG=$((256 * 1048576))   # larger views are compared by data runs and probes
 
 # make_image NAME OPTS SIZE PW: create and fill one image (run in the background).
 make_image() {
     local n=$1 o=$2 size=$3 pw=$4 img="$STORE/$1"
-    if [ "$n" != fromraw ]; then
+    if [ "$o" = template ]; then
+        cp "$TEMPLATE" "$img" || return 1
+    else
         q2_create "$img" "$size" "$pw" "$o" || return 1
     fi
     case $n in
@@ -99,7 +117,8 @@ make_image() {
             $((4194304 + 40960)) 1000 10489856 3584 &&
             q2_io "$img" "$pw" 'write -z 8k 8k' 'write -z 20k 4k' 'write -z 4M 4k' ;;
     c64k-v3)
-        q2_write_random "$img" "$pw" 0 4k 70000 5000 1M 64k $((5 * 1048576 + 32768)) 200k \
+        q2_resize "$img" "$pw" 64M &&
+            q2_write_random "$img" "$pw" 0 4k 70000 5000 1M 64k $((5 * 1048576 + 32768)) 200k \
             $((63 * 1048576 + 61440)) 4k $((67108864 - 512)) 512 &&
             q2_io "$img" "$pw" 'write -z 2M 128k' 'write -z 1M 64k' 'write -z 5308416 64k' ;;
     c2m-v3)
@@ -128,28 +147,27 @@ make_image() {
         head -c 1M /dev/urandom >"$REF/fromraw.src" &&
             head -c 3M /dev/zero >>"$REF/fromraw.src" &&
             head -c 524288 /dev/urandom >>"$REF/fromraw.src" &&
-            q2_from_raw "$REF/fromraw.src" "$img" "$pw" cluster_size=65536 ;;
-    snapshot)
-        q2_write_random "$img" "$pw" 0 128k 1M 64k 5M 4k &&
-            q2_snapshot "$img" "$pw" s1 &&
-            q2_write_random "$img" "$pw" 64k 64k 2M 64k 5M 1k ;;
-    vmstate)
-        q2_write_random "$img" "$pw" 0 64k $((8388608 - 4096)) 4096 &&
-            q2_io "$img" "$pw" 'write -b -P 0x77 0 64k' 'write -b -P 0x78 1M 4k' ;;
+            qemu-img convert -n -f raw "$REF/fromraw.src" --object "secret,id=s,file=$pw,format=raw" \
+                --target-image-opts "driver=qcow2,file.filename=$img,encrypt.key-secret=s" ;;
     prealloc)
-        q2_write_random "$img" "$pw" 64k 4k ;;
-    grown)
-        q2_write_random "$img" "$pw" 0 4k $((10485760 - 65536)) 65536 &&
+        q2_write_random "$img" "$pw" 64k 4k &&
+            q2_resize "$img" "$pw" 12M --preallocation=metadata ;;
+    snapvm)
+        q2_write_random "$img" "$pw" 0 128k 1M 64k 5M 4k $((8388608 - 4096)) 4096 &&
+            q2_snapshot "$img" "$pw" s1 &&
+            q2_write_random "$img" "$pw" 64k 64k 2M 64k 5M 1k &&
+            q2_io "$img" "$pw" 'write -b -P 0x77 0 64k' 'write -b -P 0x78 1M 4k' ;;
+    resized)
+        q2_resize "$img" "$pw" 10M &&
+            q2_write_random "$img" "$pw" 0 4k 4M 8k 9M 64k &&
+            q2_resize "$img" "$pw" $((5242880 + 512)) --shrink &&
             q2_resize "$img" "$pw" $((20971520 + 512)) ;;
-    shrunk)
-        q2_write_random "$img" "$pw" 0 4k 4M 8k 9M 64k &&
-            q2_resize "$img" "$pw" $((5242880 + 512)) --shrink ;;
     many-l2)
         local args=() i
         for i in $(seq 0 69); do
             args+=($((i * 536870912 + (i % 5) * 65536 + 4096)) 8192)
         done
-        q2_write_random "$img" "$pw" "${args[@]}" ;;
+        q2_resize "$img" "$pw" 35G && q2_write_random "$img" "$pw" "${args[@]}" ;;
     odd-size)
         q2_write_random "$img" "$pw" 0 4k $((8388608 - 4096)) 4096 &&
             q2_patch "$img" header size 'entry - 412' ;;
@@ -157,17 +175,26 @@ make_image() {
     q2_ref "$img" "$pw" "$REF/$n.raw"
 }
 
+# The template first (its creation overlaps the other images' creation).
+q2_secret "$TPW" "pw-template" || fail "cannot write key"
+q2_bg template q2_create "$TEMPLATE" 8M "$TPW" cluster_size=65536
 NAMES=()
 declare -A WANT_STATES=()
 for spec in "${IMAGES[@]}"; do
     IFS='|' read -r name opts size states <<<"$spec"
     NAMES+=("$name")
     WANT_STATES[$name]=$states
+    [ "$opts" = template ] && continue
     q2_secret "$KEYS/$name.key" "pw-$name" || fail "cannot write key"
     q2_bg "$name" make_image "$name" "$opts" "$size" "$KEYS/$name.key"
 done
-q2_secret "$KEYS/odd-size.key" "pw-odd-size" || fail "cannot write key"
-q2_bg odd-size make_image odd-size cluster_size=65536 8M "$KEYS/odd-size.key"
+q2_wait || fail "generators failed"
+for spec in "${IMAGES[@]}" "odd-size|template||"; do
+    IFS='|' read -r name opts size states <<<"$spec"
+    [ "$opts" = template ] || continue
+    cp "$TPW" "$KEYS/$name.key" && chmod 600 "$KEYS/$name.key" || fail "cannot write key"
+    q2_bg "$name" make_image "$name" "$opts" "$size" "$KEYS/$name.key"
+done
 q2_wait || fail "generators failed"
 note "generated $((${#NAMES[@]} + 1)) images"
 
@@ -215,27 +242,52 @@ mount_store "$STORE" "$MNT" "keydir=$KEYS"
 wait_verdicts "$MNT" $((${#NAMES[@]} + 1))
 
 for n in "${NAMES[@]}"; do
-    vsize=$(qemu-img info -U --output=json "$STORE/$n" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])') ||
-        fail "qemu-img info $n failed"
-    assert_eq "$vsize" "$(stat -c %s "$REF/$n.raw")" "$n: reference size"
-    for f in state check outer_format inner_format size; do
-        eval "s_$f=\$(status_field \"\$MNT\" \"\$n\" $f)" || fail "$n missing from status.json"
-    done
-    # shellcheck disable=SC2154
-    assert_eq "accepted inner.raw qcow2+luks raw $vsize" "$s_state $s_check $s_outer_format $s_inner_format $s_size" \
-        "$n: state check outer_format inner_format size in status.json"
+    qemu-img info -U --output=json "$STORE/$n" >"$REF/$n.info.json" || fail "qemu-img info $n failed"
     ins=$(timeout -k 5 60 "$SAFEIMG_INSPECT" --keydir "$KEYS" --json "$STORE/$n") ||
         fail "safeimg-inspect $n: exit $? ($ins)"
-    got=$("$PYTHON" -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["state"], d["check"], d["outer_format"], d["inner_format"], d["size"])' "$ins") ||
-        fail "safeimg-inspect $n: not JSON: $ins"
-    assert_eq "accepted inner.raw qcow2+luks raw $vsize" "$got" "$n: safeimg-inspect --json"
-    assert_eq "regular file $vsize" "$(stat -c '%F %s' "$MNT/$n")" "$n: type and size of the view"
+    out=$("$PYTHON" - "$n" "$MNT" "$REF" "$ins" "${CIPHER[$n]:-aes-xts-plain64 512}" <<'EOF'
+import json, os, stat, sys
+n, mnt, ref, ins, cipher = sys.argv[1:6]
+errs = []
+vsize = json.load(open("%s/%s.info.json" % (ref, n)))["virtual-size"]
+if os.stat("%s/%s.raw" % (ref, n)).st_size != vsize:
+    errs.append("reference size %d, virtual size %d" % (os.stat("%s/%s.raw" % (ref, n)).st_size, vsize))
+want = ["accepted", "inner.raw", "qcow2+luks", "raw", vsize]
+ims = {i["name"]: i for i in json.load(open(mnt + "/.safeimgfs/status.json"))["images"]}
+im = ims.get(n, {})
+got = [im.get(k) for k in ("state", "check", "outer_format", "inner_format", "size")]
+if got != want:
+    errs.append("status.json: state check outer_format inner_format size = %s, want %s (%s)" % (got, want, im.get("reason")))
+try:
+    d = json.loads(ins)
+    e = d.get("encryption") or {}
+    got = [d.get(k) for k in ("state", "check", "outer_format", "inner_format", "size")] + [e.get("cipher"), e.get("key_bits")]
+    c, kb = cipher.split()
+    if got != want + [c, int(kb)]:
+        errs.append("safeimg-inspect --json: %s, want %s" % (got, want + [c, int(kb)]))
+except ValueError:
+    errs.append("safeimg-inspect --json printed no JSON: %r" % ins)
+st = os.stat("%s/%s" % (mnt, n))
+if not stat.S_ISREG(st.st_mode) or st.st_size != vsize:
+    errs.append("view: mode 0%o size %d, want a regular file of %d bytes" % (st.st_mode, st.st_size, vsize))
+# st_blocks: the allocated data (qcow2map.py's data runs), give or take the
+# unused tail of a partial last cluster and rounding to 512.
+m = json.load(open("%s/%s.map.json" % (ref, n)))
+data = sum(e - s for k, s, e in m["runs"] if k == "data")
+if not data <= st.st_blocks * 512 <= data + m["cluster_size"] + 511:
+    errs.append("st_blocks %d (%d bytes) for %d bytes of allocated data (cluster size %d)"
+                % (st.st_blocks, st.st_blocks * 512, data, m["cluster_size"]))
+print("; ".join(errs))
+sys.exit(1 if errs else 0)
+EOF
+    ) || fail "$n: $out"
+    vsize=$(stat -c %s "$MNT/$n")
     [ "$vsize" -gt "$BIG" ] && continue
     if [ "$(sha256_of "$REF/$n.raw")" != "$(sha256_of "$MNT/$n")" ]; then
         fail "$n: the view's sha256 differs from qemu-img convert's plaintext: $(cmp "$REF/$n.raw" "$MNT/$n" 2>&1 | head -n 1)"
     fi
 done
-note "status, sizes and sha256 of all views match"
+note "status, sizes, st_blocks and sha256 of all views match"
 
 # compare_sparse A B MAP.json: A and B (sparse files of one size) agree on
 # every data run of MAP and on 2000 random 4 KiB probes.
@@ -336,7 +388,7 @@ def expect(off, whence):
             if whence == os.SEEK_DATA:
                 return max(off, s)
             return off if off < s else e
-    return "ENXIO" if whence == os.SEEK_DATA else size
+    return "ENXIO" if whence == os.SEEK_DATA else off
 probes = [0, size - 1, size, size + 1, size + (1 << 30)]
 for s, e in want:
     probes += [s, e, max(s - 1, 0), e - 1]
@@ -370,8 +422,10 @@ print("\n  ".join(errs))
 sys.exit(1 if errs else 0)
 EOF
     ) || fail "$n: $out"
+    # cp looks for holes with SEEK_DATA only when st_blocks says the file is
+    # sparse: a 35 GiB view copied by reading its holes would take minutes.
     rm -f "$SCRATCH/cp.out"
-    cp --sparse=always "$MNT/$n" "$SCRATCH/cp.out" || fail "cp --sparse=always of $n failed"
+    timeout -k 5 60 cp --sparse=always "$MNT/$n" "$SCRATCH/cp.out" || fail "cp --sparse=always of $n failed or took over 60 s"
     if [ "$(stat -c %s "$REF/$n.raw")" -gt "$BIG" ]; then
         assert_eq "$(stat -c %s "$REF/$n.raw")" "$(stat -c %s "$SCRATCH/cp.out")" "$n: size of the cp --sparse=always copy"
         out=$(compare_sparse "$SCRATCH/cp.out" "$REF/$n.raw" "$REF/$n.map.json") ||

@@ -19,7 +19,7 @@
 #                                          write) at guest offsets, one qemu-io run
 #   q2_ref IMG PW OUT                      the reference plaintext: qemu-img convert -O raw
 #   q2_snapshot IMG PW NAME                internal snapshot (qemu-img snapshot -c)
-#   q2_resize IMG PW SIZE [--shrink]       qemu-img resize
+#   q2_resize IMG PW SIZE [OPTION]         qemu-img resize (OPTION: --shrink, --preallocation=...)
 #   q2_map IMG [--runs|--json|...]         qcow2map.py
 #   q2_patch IMG OPERATION ARGS...         qcow2patch.py
 #   q2_bg NAME FUNCTION ARGS...; q2_wait   run generators concurrently; q2_wait
@@ -87,14 +87,14 @@ q2_from_raw() {
 }
 
 q2_io() {
-    local img=$1 pw=$2 out
+    local img=$1 pw=$2 out rc=0
     shift 2
     local args=() c
     for c in "$@"; do args+=(-c "$c"); done
     out=$(qemu-io --object "secret,id=s,file=$pw,format=raw" --image-opts \
-        "driver=qcow2,file.filename=$img,encrypt.format=luks,encrypt.key-secret=s" "${args[@]}" 2>&1)
-    # qemu-io exits 0 even when a command fails: look for its error lines.
-    if [ $? -ne 0 ] || grep -qiE 'error|failed|invalid|not supported|usage' <<<"$out"; then
+        "driver=qcow2,file.filename=$img,encrypt.format=luks,encrypt.key-secret=s" "${args[@]}" 2>&1) || rc=$?
+    # qemu-io may exit 0 although a command failed: look for its error lines.
+    if [ $rc -ne 0 ] || grep -qiE 'error|failed|invalid|not supported|usage' <<<"$out"; then
         echo "q2_io $img $*: $out" >&2
         return 1
     fi

@@ -8,6 +8,9 @@ usage: qcow2patch.py IMAGE OPERATION ARGS...
                          backing_file_offset, backing_file_size,
                          incompatible_features, header_length, refcount_order, ...)
   incompat-set BIT       set incompatible feature bit BIT (v3 only)
+  incompat-clear BIT     clear incompatible feature bit BIT (v3 only)
+  ext-u64 TYPE OFF EXPR  big-endian u64 at OFF inside the data of header
+                         extension TYPE (fde: 0 offset, 8 length)
   ext-del TYPE           remove the header extension TYPE (hex, or one of
                          fde, backing_format, feature_names, bitmaps, data_file);
                          later extensions move up, the freed tail is zeroed
@@ -28,6 +31,7 @@ import os
 import struct
 import sys
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qcow2map  # noqa: E402
 
@@ -89,6 +93,16 @@ def evaluate(expr, env):
     return v
 
 
+def ext_of(h, name):
+    typ = EXT_ALIASES.get(name)
+    if typ is None:
+        typ = int(name, 16)
+    hit = [e for e in h["extensions"] if e["type"] == typ]
+    if not hit:
+        die("no header extension 0x%08x" % typ)
+    return hit[0]
+
+
 def rec_of(f, h, guest):
     if guest >= h["size"]:
         die("guest offset %d is past the virtual size %d" % (guest, h["size"]))
@@ -117,15 +131,21 @@ def main(argv):
                 die("incompatible features need a v3 header")
             old = rd(f, 72, ">Q")
             wr(f, 72, ">Q", old | (1 << int(args[0])))
+        elif op == "incompat-clear" and len(args) == 1:
+            if h["version"] < 3:
+                die("incompatible features need a v3 header")
+            old = rd(f, 72, ">Q")
+            wr(f, 72, ">Q", old & ~(1 << int(args[0])))
+        elif op == "ext-u64" and len(args) == 3:
+            e = ext_of(h, args[0])
+            rel = evaluate(args[1], env_of(h))
+            if rel + 8 > e["length"]:
+                die("offset %d is outside extension 0x%08x" % (rel, e["type"]))
+            off = e["offset"] + 8 + rel
+            wr(f, off, ">Q", evaluate(args[2], env_of(h, entry=rd(f, off, ">Q"))))
         elif op == "ext-del" and len(args) == 1:
-            typ = EXT_ALIASES.get(args[0])
-            if typ is None:
-                typ = int(args[0], 16)
-            exts = h["extensions"]
-            hit = [e for e in exts if e["type"] == typ]
-            if not hit:
-                die("no header extension 0x%08x" % typ)
-            e = hit[0]
+            e = ext_of(h, args[0])
+            typ = e["type"]
             start = e["offset"]
             size = 8 + ((e["length"] + 7) & ~7)
             end = h["extensions_end"]

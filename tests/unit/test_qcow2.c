@@ -168,8 +168,10 @@ static struct img img_build(const struct hdr *h)
     unit_put_be32(full + H_CRYPT, h->crypt);
     unit_put_be32(full + H_L1_SIZE, h->l1_size);
     unit_put_be64(full + H_L1_OFFSET, h->l1_offset);
-    /* a refcount table somewhere sensible: the parser does not use it */
-    unit_put_be64(full + H_REFCOUNT_OFFSET, 0x280000);
+    /* a refcount table in cluster 1: the parser checks only that it is
+     * aligned and inside the file (overlaps are fmt_qcow2.c's business) */
+    unit_put_be64(full + H_REFCOUNT_OFFSET,
+                  h->cluster_bits >= 9 && h->cluster_bits <= 21 ? 1ull << h->cluster_bits : 0x10000);
     unit_put_be32(full + H_REFCOUNT_CLUSTERS, 1);
     im.ext = 72;
     if (h->version == 3) {
@@ -1007,6 +1009,41 @@ static void test_extension_bounds(void **state)
     img_free(&im);
 }
 
+/* Tables the reader never uses must still be aligned and inside the file. */
+static void test_unused_tables(void **state)
+{
+    struct sif_qcow2 q;
+    struct hdr h;
+    struct img im;
+
+    (void)state;
+    hdr_default(&h);
+    im = img_build(&h);
+    expect_ok(&im, &q);
+    assert_int_equal(q.refcount_offset, CS);
+    assert_int_equal(q.refcount_len, CS);
+    unit_put_be64(im.buf + H_REFCOUNT_OFFSET, CS + 512);
+    expect_reject_why(&im, "qcow2.header", "refcount table");
+    unit_put_be64(im.buf + H_REFCOUNT_OFFSET, 0);
+    expect_reject_why(&im, "qcow2.header", "refcount table");
+    unit_put_be64(im.buf + H_REFCOUNT_OFFSET, (uint64_t)FILE_SIZE);
+    expect_reject_why(&im, "qcow2.header", "refcount table");
+    unit_put_be64(im.buf + H_REFCOUNT_OFFSET, CS);
+    unit_put_be32(im.buf + H_REFCOUNT_CLUSTERS, 0);
+    expect_reject_why(&im, "qcow2.header", "refcount table");
+    unit_put_be32(im.buf + H_REFCOUNT_CLUSTERS, 1);
+    expect_ok(&im, &q);
+    /* snapshots: ignored, but their table must be a table */
+    unit_put_be32(im.buf + 60, 1);
+    unit_put_be64(im.buf + 64, 3 * CS);
+    expect_ok(&im, &q);
+    unit_put_be64(im.buf + 64, 3 * CS + 8);
+    expect_reject_why(&im, "qcow2.header", "snapshot table");
+    unit_put_be64(im.buf + 64, (uint64_t)FILE_SIZE);
+    expect_reject_why(&im, "qcow2.header", "snapshot table");
+    img_free(&im);
+}
+
 static void test_extension_types(void **state)
 {
     static const uint8_t feat[48] = { 0, 0, 'd', 'i', 'r', 't', 'y' };
@@ -1800,6 +1837,7 @@ int main(void)
         cmocka_unit_test(test_fde_overlap),
         cmocka_unit_test(test_extension_bounds),
         cmocka_unit_test(test_extension_types),
+        cmocka_unit_test(test_unused_tables),
         cmocka_unit_test(test_overflow_values),
         cmocka_unit_test(test_l1_entries),
         cmocka_unit_test(test_l2_standard),
