@@ -112,6 +112,55 @@ static struct sif_entry *sif_view(struct sif_fs *fs, fuse_ino_t ino)
     return e;
 }
 
+/* The kernel's readahead for this mount is raised (root only, best
+ * effort): buffered reads of a FUSE file arrive as readahead-sized
+ * requests, 128 KiB by default, and 1 MiB makes each round trip carry eight
+ * times the work.  The sysfs file is found from mountinfo after mounting
+ * (stat() would wait for this daemon), and written on the first request,
+ * after INIT, which would otherwise lower it again. */
+static char sif_ra_path[128];
+static pthread_once_t sif_ra_once = PTHREAD_ONCE_INIT;
+
+static void sif_ra_find(const char *mountpoint)
+{
+    char line[4096], *abs = realpath(mountpoint, NULL);
+    unsigned maj = 0, min = 0;
+    bool found = false;
+    FILE *f;
+
+    if (!abs)
+        return;
+    f = fopen("/proc/self/mountinfo", "re");
+    while (f && fgets(line, sizeof(line), f)) {
+        char mnt[4096];
+        unsigned a, b;
+
+        /* id parent major:minor root mountpoint ...; the last match wins
+         * (stacked mounts list the newest last) */
+        if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &a, &b, mnt) == 3 && !strcmp(mnt, abs)) {
+            maj = a;
+            min = b;
+            found = true;
+        }
+    }
+    if (f)
+        fclose(f);
+    free(abs);
+    if (found)
+        snprintf(sif_ra_path, sizeof(sif_ra_path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
+}
+
+static void sif_ra_apply(void)
+{
+    FILE *f;
+
+    if (!sif_ra_path[0] || !(f = fopen(sif_ra_path, "we")))
+        return;
+    fprintf(f, "%u\n", SIF_MAX_READ / 1024);
+    if (fclose(f) != 0)
+        sif_debug("cannot raise readahead through %s", sif_ra_path);
+}
+
 /* ------------------------------------------------------------ operations */
 
 static void sif_op_init(void *userdata, struct fuse_conn_info *conn)
@@ -129,6 +178,7 @@ static void sif_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     struct sif_fs *fs = sif_fs(req);
     struct fuse_entry_param ep;
 
+    pthread_once(&sif_ra_once, sif_ra_apply);
     memset(&ep, 0, sizeof(ep));
     ep.attr_timeout = ep.entry_timeout = SIF_TIMEOUT;
     if (parent == SIF_INO_ROOT && !strcmp(name, SIF_META_DIR)) {
@@ -163,6 +213,7 @@ static void sif_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
     struct sif_entry *e;
     struct stat st;
 
+    pthread_once(&sif_ra_once, sif_ra_apply);
     if (ino == SIF_INO_ROOT || ino == SIF_INO_META || ino == SIF_INO_STATUS) {
         sif_fill_stat(fs, ino, &st);
         if (ino == SIF_INO_STATUS) {
@@ -661,6 +712,7 @@ int main(int argc, char **argv)
         goto out_session;
     if (fuse_session_mount(se, cl.mountpoint) != 0)
         goto out_signals;
+    sif_ra_find(cl.mountpoint);
     if (fuse_daemonize(cl.foreground) != 0)
         goto out_unmount;
     if (!cl.foreground)
