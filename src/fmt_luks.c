@@ -76,15 +76,12 @@ static int sif_luks_fmt_open(struct sif_image *img, const struct sif_inspect_env
 
     if (!info)
         return sif_reject(v, -ENOMEM, "blob.read", "out of memory");
-    /* The version is known from the magic (detect checked it). */
-    snprintf(v->outer, sizeof(v->outer), "luks%u", (unsigned)head[7]);
     r = sif_luks_parse(head, head_len, fsize, info, v);
     if (r)
         goto out;
-    snprintf(v->cipher, sizeof(v->cipher), "%s-%s", info->cipher, info->mode);
-    v->key_bits = info->key_bytes * 8;
-    v->sector_size = info->sector_size;
-    v->data_offset = info->data_offset;
+    sif_luks_describe(info, v);
+    v->has_size = true;
+    v->size = info->data_len;
     r = sif_luks_check(info, env->policy, v);
     if (r)
         goto out;
@@ -133,8 +130,15 @@ static int sif_luks_fmt_read(struct sif_image *img, struct sif_crypt_ctx *ctx, u
     return sif_crypt_decrypt(ctx, buf, len, off / 512);
 }
 
+static const char *sif_luks_outer_name(const uint8_t *head, size_t len)
+{
+    return head[7] == 1 ? "luks1" : "luks2";
+}
+
 const struct sif_format sif_format_luks = {
     .name = "luks",
+    .probe = "luks",
+    .outer_name = sif_luks_outer_name,
     .detect = sif_luks_fmt_detect,
     .open = sif_luks_fmt_open,
     .read = sif_luks_fmt_read,

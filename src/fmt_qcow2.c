@@ -228,8 +228,8 @@ static int sif_qcow2_open(struct sif_image *img, const struct sif_inspect_env *e
     r = sif_luks_parse_embedded(region, st->q.crypt_length, info, v);
     if (r)
         goto out;
-    snprintf(v->cipher, sizeof(v->cipher), "%s-%s", info->cipher, info->mode);
-    v->key_bits = info->key_bytes * 8;
+    sif_luks_describe(info, v);
+    /* Data units are 512 bytes wherever the clusters are. */
     v->sector_size = 512;
     v->data_offset = 0;
     r = sif_luks_check(info, env->policy, v);
@@ -415,8 +415,15 @@ static int sif_qcow2_extent(struct sif_image *img, uint64_t off, bool *data, uin
     return 0;
 }
 
+static const char *sif_qcow2_outer_name(const uint8_t *head, size_t len)
+{
+    return "qcow2+luks";
+}
+
 const struct sif_format sif_format_qcow2 = {
     .name = "qcow2",
+    .probe = "qcow2",
+    .outer_name = sif_qcow2_outer_name,
     .detect = sif_qcow2_detect,
     .open = sif_qcow2_open,
     .read = sif_qcow2_read,

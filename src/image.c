@@ -219,6 +219,54 @@ static int sif_inspect_inner(struct sif_image *img)
     return r;
 }
 
+/* The outer file must be exactly its one format: no other probe may find
+ * anything in it (a LUKS header that is also an ISO, a VHD footer on a
+ * LUKS volume).  Layouts whose own checks fail are noise in key material,
+ * not a second format. */
+static int sif_inspect_outer(struct sif_image *img, const struct sif_format *fmt, const uint8_t *head, size_t hl)
+{
+    struct sif_verdict *v = &img->verdict;
+    uint64_t fsize = (uint64_t)img->st.st_size;
+    size_t pl = hl < SIF_PROBE_REGION ? hl : SIF_PROBE_REGION;
+    size_t tl = fsize < SIF_PROBE_REGION ? (size_t)fsize : SIF_PROBE_REGION;
+    struct sif_probe_hit hits[SIF_HITS_MAX];
+    uint8_t *tail = malloc(tl ? tl : 1);
+    struct sif_probe_input in;
+    int n, r;
+
+    if (!tail)
+        return sif_reject(v, -ENOMEM, "blob.read", "out of memory");
+    r = sif_pread_full(img->fd, tail, tl, fsize - tl);
+    if (r) {
+        free(tail);
+        return sif_reject(v, r, "blob.read", "cannot read the end of the image (%s)", strerror(-r));
+    }
+    in = (struct sif_probe_input){ head, pl, tail, tl, fsize };
+    n = sif_probe_scan(&in, hits, SIF_HITS_MAX);
+    free(tail);
+    v->n_outer = 0;
+    for (int i = 0; i < n && i < SIF_HITS_MAX; i++) {
+        const struct sif_probe_hit *h = &hits[i];
+        struct sif_verdict_match *m = &v->outer_hits[v->n_outer++];
+
+        snprintf(m->format, sizeof(m->format), "%s", h->probe->format);
+        m->where = h->where;
+        m->unsafe = h->unsafe;
+        snprintf(m->detail, sizeof(m->detail), "%s", h->detail);
+    }
+    for (int i = 0; i < n; i++) {
+        const struct sif_probe_hit *h = &hits[i < SIF_HITS_MAX ? i : SIF_HITS_MAX - 1];
+
+        if (i >= SIF_HITS_MAX)
+            return sif_reject(v, -EPERM, "outer.multiple", "the file matches %d formats", n);
+        if (!strcmp(h->probe->format, fmt->probe) || (h->probe->cls == SIF_CLASS_LAYOUT && h->unsafe))
+            continue;
+        return sif_reject(v, -EPERM, "outer.multiple", "the %s file is also a %s (signature at offset %" PRIu64 ")%s%s",
+                          fmt->name, h->probe->format, h->where, h->detail[0] ? ": " : "", h->detail);
+    }
+    return 0;
+}
+
 int sif_image_inspect(struct sif_image *img, const struct sif_inspect_env *env)
 {
     struct sif_verdict *v = &img->verdict;
@@ -251,13 +299,22 @@ int sif_image_inspect(struct sif_image *img, const struct sif_inspect_env *env)
                                  : "not an encrypted image (no LUKS or qcow2 header)");
     }
     img->fmt = match;
-    r = match->open(img, env, head, hl);
+    snprintf(v->outer, sizeof(v->outer), "%s", match->outer_name(head, hl));
+    /* Ambiguity and the sidecar are judged on the bytes alone, before any
+     * key is read. */
+    r = sif_inspect_outer(img, match, head, hl);
+    if (!r)
+        r = sif_declared_check_format(&img->declared, v->outer, v);
+    if (!r)
+        r = match->open(img, env, head, hl);
     free(head);
     if (r)
         return r;
     v->has_size = true;
     v->size = img->size;
-    r = sif_inspect_inner(img);
+    r = sif_declared_check_size(&img->declared, v->outer, img->size, v);
+    if (!r)
+        r = sif_inspect_inner(img);
     if (r)
         return r;
     sif_accept(v, "inner.raw", "raw plaintext of %" PRIu64 " bytes (%s, %" PRIu32 "-bit key, %" PRIu32 "-byte sectors)",

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "declared.h"
 #include "keys.h"
 #include "policy.h"
 #include "verdict.h"
@@ -34,6 +35,12 @@ struct sif_inspect_env {
 /* One outer format: a table entry, not a branch. */
 struct sif_format {
     const char *name;
+    /* The probe (probe_table.c) that recognises this format in the outer
+     * file; any other probe that matches there makes the file ambiguous. */
+    const char *probe;
+    /* The outer format as verdicts name it ("luks2", "qcow2+luks"), from
+     * the header bytes detect() accepted. */
+    const char *(*outer_name)(const uint8_t *head, size_t head_len);
     /* Does this format claim the file?  head holds the first head_len bytes. */
     bool (*detect)(const uint8_t *head, size_t head_len, uint64_t file_size);
     /* Validates the headers and unlocks: sets img->size, img->unit,
@@ -68,6 +75,7 @@ struct sif_image {
     uint32_t unit;                  /* read alignment of fmt->read, <= 4096 */
     struct sif_crypt *crypt;
     uint64_t data_offset;           /* format-specific */
+    struct sif_declared declared;   /* the sidecar, set by the caller */
     void *priv;                     /* format-specific */
     _Atomic(struct sif_crypt_ctx *) pool[SIF_CTX_POOL];
 };

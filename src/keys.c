@@ -102,7 +102,8 @@ int sif_key_load(const struct sif_keysrc *ks, const char *name, uint8_t **pass, 
         fd = openat(ks->dirfd, keyname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         break;
     default:
-        return sif_reject(v, -ENOKEY, "key.missing", "no key source configured (use keyfile= or keydir=)");
+        return sif_reject(v, -ENOKEY, "key.missing",
+                          "no key source configured (keyfile or keydir): the header passed inspection, the content was not inspected");
     }
     if (fd < 0) {
         int e = errno;

@@ -586,6 +586,29 @@ int sif_luks_parse(const uint8_t *buf, size_t len, uint64_t file_size, struct si
     return 0;
 }
 
+void sif_luks_describe(const struct sif_luks_info *info, struct sif_verdict *v)
+{
+    snprintf(v->cipher, sizeof(v->cipher), "%s-%s", info->cipher, info->mode);
+    v->key_bits = info->key_bytes * 8;
+    v->sector_size = info->sector_size;
+    v->data_offset = info->data_offset;
+    v->nslots = 0;
+    for (int i = 0; i < info->nslots && v->nslots < SIF_VERDICT_SLOTS; i++) {
+        const struct sif_luks_slot *s = &info->slots[i];
+        struct sif_verdict_slot *o;
+
+        if (!s->active)
+            continue;
+        o = &v->slots[v->nslots++];
+        o->id = (uint8_t)i;
+        o->bound = s->bound;
+        snprintf(o->kdf, sizeof(o->kdf), "%s", sif_kdf_name(s->kdf));
+        o->cost = s->iterations;
+        o->memory_kib = s->memory_kib;
+        o->parallel = s->parallel;
+    }
+}
+
 int sif_luks_check(const struct sif_luks_info *info, const struct sif_policy *p, struct sif_verdict *v)
 {
     bool any_bound = false;

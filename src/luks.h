@@ -79,6 +79,10 @@ int sif_luks_parse(const uint8_t *buf, size_t len, uint64_t file_size, struct si
 int sif_luks_parse_embedded(const uint8_t *buf, size_t region_len, struct sif_luks_info *info,
                             struct sif_verdict *v);
 
+/* Copies what an operator should see (cipher, key size, sector size, data
+ * offset, every active key slot's KDF and cost) into v. */
+void sif_luks_describe(const struct sif_luks_info *info, struct sif_verdict *v);
+
 /* Applies the policy to a parsed header: cipher, key size, sector size and
  * every key slot's and digest's PBKDF cost.  Returns 0 or -EPERM with the
  * rejection recorded in v. */

@@ -1,5 +1,4 @@
-/* probe.c: the format probe table (first version: qemu's probe table plus
- * the formats other tools recognise by footer or by a LUKS2 magic). */
+/* probe.c: the engine: run the table, decide on the hits. */
 #include "config.h"
 
 #include "probe.h"
@@ -8,201 +7,114 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bytes.h"
-
-static bool sif_at(const struct sif_probe_input *in, size_t off, const void *magic, size_t len)
+void sif_probe_rules_default(struct sif_probe_rules *r)
 {
-    return off <= in->head_len && len <= in->head_len - off && memcmp(in->head + off, magic, len) == 0;
+    memset(r, 0, sizeof(*r));
+    r->allow_iso_hybrid = true;
 }
 
-/* The last 512-byte sector of the content, or NULL. */
-static const uint8_t *sif_last_sector(const struct sif_probe_input *in)
-{
-    if (in->tail_len < 512 || in->size < 512)
-        return NULL;
-    return in->tail + in->tail_len - 512;
-}
-
-static bool sif_qcow_version(const struct sif_probe_input *in, bool v1)
-{
-    if (!sif_at(in, 0, "QFI\xfb", 4) || in->head_len < 8)
-        return false;
-    uint32_t ver = sif_be32(in->head + 4);
-    return v1 ? ver == 1 : ver >= 2;
-}
-
-static bool sif_m_qcow2(const struct sif_probe_input *in, char *d, size_t dl)
-{
-    if (!sif_qcow_version(in, false))
-        return false;
-    if (in->head_len >= 20) {
-        uint64_t bf = sif_be64(in->head + 8);
-        snprintf(d, dl, "qcow2 version %u%s", (unsigned)sif_be32(in->head + 4),
-                 bf ? " with a backing file" : "");
-    }
-    return true;
-}
-
-static bool sif_m_qcow(const struct sif_probe_input *in, char *d, size_t dl)
-{
-    return sif_qcow_version(in, true);
-}
-
-static bool sif_m_qed(const struct sif_probe_input *in, char *d, size_t dl)
-{
-    return sif_at(in, 0, "QED\0", 4);
-}
-
-/* qemu's vmdk probe also accepts a text descriptor: after comment lines and
- * blank lines, the first line must be version=1, 2 or 3. */
-static bool sif_vmdk_text(const struct sif_probe_input *in)
-{
-    const char *p = (const char *)in->head, *end = p + in->head_len;
-
-    while (p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        const char *q = p;
-
-        while (q < le && (*q == ' ' || *q == '\t' || *q == '\r'))
-            q++;
-        if (q == le || *q == '#') {
-            if (!nl)
-                return false;
-            p = nl + 1;
-            continue;
-        }
-        if (le - q >= 9 && !memcmp(q, "version=", 8) && q[8] >= '1' && q[8] <= '3') {
-            q += 9;
-            while (q < le && (*q == ' ' || *q == '\t' || *q == '\r'))
-                q++;
-            return q == le;
-        }
-        return false;
-    }
-    return false;
-}
-
-static bool sif_m_vmdk(const struct sif_probe_input *in, char *d, size_t dl)
-{
-    if (sif_at(in, 0, "KDMV", 4) || sif_at(in, 0, "COWD", 4))
-        return true;
-    if (sif_vmdk_text(in)) {
-        snprintf(d, dl, "VMDK text descriptor");
-        return true;
-    }
-    return false;
-}
-
-static bool sif_m_vdi(const struct sif_probe_input *in, char *d, size_t dl)
-{
-    return in->head_len >= 0x44 && sif_le32(in->head + 0x40) == 0xbeda107f;
-}
-
-static bool sif_m_vpc(const struct sif_probe_input *in, char *d, size_t dl)
-{
-    const uint8_t *last = sif_last_sector(in);
-
-    if (sif_at(in, 0, "conectix", 8))
-        return true;
-    if (last && !memcmp(last, "conectix", 8)) {
-        snprintf(d, dl, "VHD footer in the last sector");
-        return true;
-    }
-    return false;
-}
-
-static bool sif_m_vhdx(const struct sif_probe_input *in, char *d, size_t dl)
-{
-    return sif_at(in, 0, "vhdxfile", 8);
-}
-
-static bool sif_m_parallels(const struct sif_probe_input *in, char *d, size_t dl)
-{
-    return (sif_at(in, 0, "WithoutFreeSpace", 16) || sif_at(in, 0, "WithouFreSpacExt", 16)) &&
-           in->head_len >= 20 && sif_le32(in->head + 16) == 2;
-}
-
-static bool sif_m_bochs(const struct sif_probe_input *in, char *d, size_t dl)
-{
-    return sif_at(in, 0, "Bochs Virtual HD Image", 23);
-}
-
-static bool sif_m_luks(const struct sif_probe_input *in, char *d, size_t dl)
-{
-    if (!sif_at(in, 0, "LUKS\xba\xbe", 6) || in->head_len < 8)
-        return false;
-    snprintf(d, dl, "nested LUKS version %u", (unsigned)sif_be16(in->head + 6));
-    return true;
-}
-
-static bool sif_m_cloop(const struct sif_probe_input *in, char *d, size_t dl)
-{
-    static const char magic[] = "#!/bin/sh\n#V2.0 Format\n";
-    return sif_at(in, 0, magic, sizeof(magic) - 1);
-}
-
-/* Apple UDIF: a "koly" trailer in the last sector. */
-static bool sif_m_dmg(const struct sif_probe_input *in, char *d, size_t dl)
-{
-    const uint8_t *last = sif_last_sector(in);
-    return last && !memcmp(last, "koly", 4) && sif_be32(last + 4) == 4;
-}
-
-const struct sif_probe sif_probes[] = {
-    { "qcow2", sif_m_qcow2 },
-    { "qcow", sif_m_qcow },
-    { "qed", sif_m_qed },
-    { "vmdk", sif_m_vmdk },
-    { "vdi", sif_m_vdi },
-    { "vhd", sif_m_vpc },
-    { "vhdx", sif_m_vhdx },
-    { "parallels", sif_m_parallels },
-    { "bochs", sif_m_bochs },
-    { "luks", sif_m_luks },
-    { "cloop", sif_m_cloop },
-    { "dmg", sif_m_dmg },
-    { NULL, NULL },
-};
-
-int sif_probe_run(const struct sif_probe_input *in, const char **found, int max, char *detail,
-                  size_t detail_len)
+int sif_probe_scan(const struct sif_probe_input *in, struct sif_probe_hit *hits, int max)
 {
     int n = 0;
 
-    if (detail_len)
-        detail[0] = 0;
     for (const struct sif_probe *p = sif_probes; p->format; p++) {
-        char d[128] = "";
+        struct sif_probe_hit h;
 
-        if (!p->match(in, d, sizeof(d)))
+        memset(&h, 0, sizeof(h));
+        h.probe = p;
+        if (!p->match(in, &h))
             continue;
         if (n < max)
-            found[n] = p->format;
-        if (n == 0 && detail_len)
-            snprintf(detail, detail_len, "%s", d);
+            hits[n] = h;
         n++;
     }
     return n;
 }
 
+static void sif_copy_hits(const struct sif_probe_hit *hits, int n, struct sif_verdict_match *out, int *nout)
+{
+    *nout = 0;
+    for (int i = 0; i < n && i < SIF_HITS_MAX && *nout < SIF_VERDICT_MATCHES; i++) {
+        struct sif_verdict_match *m = &out[(*nout)++];
+
+        snprintf(m->format, sizeof(m->format), "%s", hits[i].probe->format);
+        m->where = hits[i].where;
+        m->unsafe = hits[i].unsafe;
+        snprintf(m->detail, sizeof(m->detail), "%s", hits[i].detail);
+    }
+}
+
+/* True for the layouts an ISO may be combined with in a hybrid image. */
+static bool sif_is_table(const struct sif_probe *p)
+{
+    return !strcmp(p->format, "gpt") || !strcmp(p->format, "mbr");
+}
+
+int sif_probe_decide(const struct sif_probe_hit *hits, int n, const struct sif_probe_rules *rules,
+                     struct sif_verdict *v)
+{
+    int kept = n < SIF_HITS_MAX ? n : SIF_HITS_MAX, images = 0, iso = 0, tables = 0;
+    const struct sif_probe_hit *first_image = NULL, *first_unsafe = NULL;
+    char check[SIF_CHECK_LEN];
+
+    v->inner_inspected = true;
+    sif_copy_hits(hits, kept, v->inner_hits, &v->n_inner);
+    for (int i = 0; i < kept; i++) {
+        const struct sif_probe_hit *h = &hits[i];
+
+        if (h->probe->cls == SIF_CLASS_IMAGE) {
+            if (!images++)
+                first_image = h;
+            continue;
+        }
+        iso += !strcmp(h->probe->format, "iso") || !strcmp(h->probe->format, "udf");
+        tables += sif_is_table(h->probe);
+        if (h->unsafe && !first_unsafe)
+            first_unsafe = h;
+    }
+    /* Two or more formats: only an ISO (with UDF) on an MBR or GPT, the
+     * hybrid layout of installer images, is raw content. */
+    if (n > 1 && !(n == kept && images == 0 && rules->allow_iso_hybrid && iso >= 1 && tables <= 1 &&
+                   iso + tables == n)) {
+        snprintf(v->inner, sizeof(v->inner), "multiple");
+        return sif_reject(v, -EPERM, "inner.multiple", "the plaintext matches %d formats (%s, %s%s)", n,
+                          hits[0].probe->format, hits[1].probe->format, n > 2 ? ", ..." : "");
+    }
+    if (first_image) {
+        snprintf(v->inner, sizeof(v->inner), "%s", first_image->probe->format);
+        snprintf(check, sizeof(check), "inner.%s", first_image->probe->format);
+        return sif_reject(v, -EPERM, check, "the plaintext is a %s image%s%s, not a raw disk", first_image->probe->format,
+                          first_image->detail[0] ? ": " : "", first_image->detail);
+    }
+    if (first_unsafe) {
+        snprintf(v->inner, sizeof(v->inner), "%s", first_unsafe->probe->format);
+        snprintf(check, sizeof(check), "inner.%s", first_unsafe->probe->format);
+        return sif_reject(v, -EPERM, check, "the plaintext has a %s that fails its safety checks: %s",
+                          first_unsafe->probe->format, first_unsafe->detail[0] ? first_unsafe->detail : "malformed");
+    }
+    snprintf(v->inner, sizeof(v->inner), "raw");
+    return 0;
+}
+
 int sif_probe_inner(const struct sif_probe_input *in, struct sif_verdict *v)
 {
-    const char *found[4];
-    char detail[128], check[SIF_CHECK_LEN];
-    int n = sif_probe_run(in, found, 4, detail, sizeof(detail));
+    struct sif_probe_hit hits[SIF_HITS_MAX];
+    struct sif_probe_rules rules;
+    int n = sif_probe_scan(in, hits, SIF_HITS_MAX);
 
-    if (n == 0) {
-        snprintf(v->inner, sizeof(v->inner), "raw");
-        return 0;
-    }
-    if (n > 1) {
-        snprintf(v->inner, sizeof(v->inner), "multiple");
-        return sif_reject(v, -EPERM, "inner.multiple", "the plaintext matches %d formats (%s, %s%s)", n, found[0],
-                          found[1], n > 2 ? ", ..." : "");
-    }
-    snprintf(v->inner, sizeof(v->inner), "%s", found[0]);
-    snprintf(check, sizeof(check), "inner.%s", found[0]);
-    return sif_reject(v, -EPERM, check, "the plaintext is a %s image%s%s, not a raw disk", found[0],
-                      detail[0] ? ": " : "", detail);
+    sif_probe_rules_default(&rules);
+    return sif_probe_decide(hits, n, &rules, v);
+}
+
+int sif_probe_run(const struct sif_probe_input *in, const char **found, int max, char *detail,
+                  size_t detail_len)
+{
+    struct sif_probe_hit hits[SIF_HITS_MAX];
+    int n = sif_probe_scan(in, hits, SIF_HITS_MAX);
+
+    for (int i = 0; i < n && i < max && i < SIF_HITS_MAX; i++)
+        found[i] = hits[i].probe->format;
+    if (detail_len)
+        snprintf(detail, detail_len, "%s", n ? hits[0].detail : "");
+    return n;
 }

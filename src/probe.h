@@ -1,11 +1,16 @@
-/* probe.h: recognising disk image formats in plaintext.
+/* probe.h: the inspection engine: recognising formats in content.
  *
  * The plaintext a view serves must be a raw disk: if any tool that probes
  * formats (qemu first of all) could take it for another format, a consumer
- * might follow references to host files hidden inside it.  Each format is a
- * table entry with a pure match function over fixed regions of the content
- * (the first and last SIF_PROBE_REGION bytes), so probes can be unit tested
- * and fuzzed on buffers.
+ * might follow references to host files hidden inside it.  The same engine
+ * also checks the outer file (it must be exactly one encrypted format).
+ *
+ * Each format is one table entry (probe_table.c): its class and a pure match
+ * function over fixed regions of the content (the first and the last
+ * SIF_PROBE_REGION bytes), so probes are unit tested and fuzzed on buffers.
+ * A probe that finds its format fills a hit: where the signature is, what
+ * an operator should know (a qcow2's backing file, a VMDK's createType and
+ * extents) and, for layouts, whether its safety checks passed.
  */
 #ifndef SIF_PROBE_H
 #define SIF_PROBE_H
@@ -17,8 +22,9 @@
 #include "verdict.h"
 
 /* How much of each end of the content is inspected: qemu probes 512 bytes,
- * an ISO volume descriptor sits at 32 KiB, a VMDK descriptor can be up to
- * 1 MiB long, and footers (VHD, GPT backup) are in the last sectors. */
+ * an ISO volume descriptor sits at 32 KiB, UDF anchors at 256 KiB or more, a
+ * VMDK descriptor can be up to 1 MiB long, and footers (VHD, DMG, GPT
+ * backup) are in the last sectors. */
 #define SIF_PROBE_REGION (1u << 20)
 
 struct sif_probe_input {
@@ -29,22 +35,67 @@ struct sif_probe_input {
     uint64_t size;        /* total content size */
 };
 
-struct sif_probe {
-    const char *format;   /* "qcow2": the check id becomes "inner.qcow2" */
-    bool (*match)(const struct sif_probe_input *in, char *detail, size_t detail_len);
+enum sif_probe_class {
+    /* A disk image or container format: content that is one is never
+     * served as raw. */
+    SIF_CLASS_IMAGE,
+    /* A partition table or a filesystem found on raw disks (MBR, GPT,
+     * ISO 9660, UDF): raw content, provided its safety checks pass. */
+    SIF_CLASS_LAYOUT,
 };
 
-/* The probe table, terminated by an entry with format NULL. */
+#define SIF_HIT_DETAIL 160
+
+struct sif_probe;
+
+struct sif_probe_hit {
+    const struct sif_probe *probe;
+    uint64_t where;               /* byte offset of the signature */
+    bool unsafe;                  /* a safety check failed (see detail) */
+    char detail[SIF_HIT_DETAIL];  /* one phrase for the operator, or "" */
+};
+
+struct sif_probe {
+    const char *format;           /* "qcow2": its check id is "inner.qcow2" */
+    enum sif_probe_class cls;
+    /* True when the format is present.  Pure: reads only in, writes only
+     * hit->where, hit->unsafe and hit->detail (pre-zeroed). */
+    bool (*match)(const struct sif_probe_input *in, struct sif_probe_hit *hit);
+};
+
+/* The table, terminated by an entry whose format is NULL (probe_table.c). */
 extern const struct sif_probe sif_probes[];
 
-/* Runs every probe.  Returns the number of matches; the names of up to
- * `max` matching formats go to found[]. */
+/* At most this many hits are kept per scan (more are counted). */
+#define SIF_HITS_MAX 8
+
+/* Runs every probe over in.  Keeps up to max hits in hits[] and returns
+ * how many probes matched. */
+int sif_probe_scan(const struct sif_probe_input *in, struct sif_probe_hit *hits, int max);
+
+struct sif_probe_rules {
+    /* Accept ISO 9660 together with an MBR/GPT (an "isohybrid" disk), as
+     * nova and glance do. */
+    bool allow_iso_hybrid;
+};
+
+void sif_probe_rules_default(struct sif_probe_rules *r);
+
+/* The verdict on content: raw (no image format; layouts only if safe, and
+ * several layouts only as an allowed hybrid) returns 0 and sets v->inner
+ * to "raw"; otherwise records "inner.FORMAT", "inner.multiple" or the
+ * failing layout's "inner.FORMAT" and returns -EPERM.  The hits are also
+ * copied into v for the operator. */
+int sif_probe_decide(const struct sif_probe_hit *hits, int n, const struct sif_probe_rules *rules,
+                     struct sif_verdict *v);
+
+/* Scan and decide in one call, with the default rules. */
+int sif_probe_inner(const struct sif_probe_input *in, struct sif_verdict *v);
+
+/* Compatibility for callers that want names only: runs every probe,
+ * returns the number of matches; up to max names go to found[] and the
+ * first hit's detail to detail. */
 int sif_probe_run(const struct sif_probe_input *in, const char **found, int max, char *detail,
                   size_t detail_len);
-
-/* The inner-content verdict: raw is accepted ("inner.raw"), one match is
- * rejected as "inner.FORMAT", several as "inner.multiple".  Sets v->inner.
- * Returns 0 when raw, -EPERM otherwise. */
-int sif_probe_inner(const struct sif_probe_input *in, struct sif_verdict *v);
 
 #endif

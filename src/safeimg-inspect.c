@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "declared.h"
 #include "image.h"
 #include "keys.h"
 #include "log.h"
@@ -128,9 +129,24 @@ int main(int argc, char **argv)
             continue;
         }
         if (sif_store_name_ok(base)) {
+            struct sif_verdict dv;
+            char *dir = strdup(argv[i]);
+            int dfd = dir ? open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+
             free(shown);
             shown = strdup(base);
-            sif_image_inspect(img, &env);
+            sif_verdict_init(&dv);
+            /* The sidecar NAME.json beside the image, as in a store. */
+            if (dfd < 0 || sif_declared_load(dfd, base, &img->declared, &dv) != 0) {
+                if (dv.state != SIF_REJECTED)
+                    sif_reject(&dv, -EIO, "declared.invalid", "cannot open the image's directory");
+                img->verdict = dv;
+            } else {
+                sif_image_inspect(img, &env);
+            }
+            if (dfd >= 0)
+                close(dfd);
+            free(dir);
         } else {
             sif_reject(&img->verdict, -EINVAL, "name.invalid",
                        "the file name is not valid UTF-8 or contains control characters");

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "declared.h"
 #include "log.h"
 #include "unlock.h"
 
@@ -223,6 +224,9 @@ static void sif_store_inspect(struct sif_store *s, struct sif_entry *e)
     r = sif_image_open(s->dirfd, e->name, e->name, &img);
     if (r) {
         sif_reject(&v, r, "blob.open", "cannot open the image (%s)", strerror(-r));
+    } else if (sif_declared_load(s->dirfd, e->name, &img->declared, &v) != 0) {
+        sif_image_free(img);
+        img = NULL;
     } else {
         sif_image_inspect(img, s->env);
         v = img->verdict;

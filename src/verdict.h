@@ -21,6 +21,30 @@ enum sif_state { SIF_PENDING, SIF_ACCEPTED, SIF_REJECTED };
 #define SIF_FMT_LEN 24
 #define SIF_CIPHER_LEN 64
 
+/* A format a probe found, for the operator. */
+#define SIF_MATCH_FMT 16
+#define SIF_MATCH_DETAIL 160
+#define SIF_VERDICT_MATCHES 8
+
+struct sif_verdict_match {
+    char format[SIF_MATCH_FMT];
+    uint64_t where;               /* byte offset of the signature */
+    bool unsafe;                  /* a layout whose safety checks failed */
+    char detail[SIF_MATCH_DETAIL];
+};
+
+/* One key slot as the header describes it (no secret in here). */
+#define SIF_VERDICT_SLOTS 32
+
+struct sif_verdict_slot {
+    uint8_t id;
+    bool bound;                   /* opens the data segment */
+    char kdf[12];                 /* "pbkdf2", "argon2id", ... */
+    uint64_t cost;                /* PBKDF2 iterations or Argon2 passes */
+    uint32_t memory_kib;          /* Argon2 */
+    uint32_t parallel;            /* Argon2 */
+};
+
 struct sif_verdict {
     enum sif_state state;
     char check[SIF_CHECK_LEN];    /* deciding check id, "" while pending */
@@ -35,6 +59,14 @@ struct sif_verdict {
     uint32_t key_bits;
     uint32_t sector_size;
     uint64_t data_offset;         /* bytes */
+    int nslots;
+    struct sif_verdict_slot slots[SIF_VERDICT_SLOTS];
+
+    /* What the probes found in the outer file and in the plaintext. */
+    bool inner_inspected;
+    int n_outer, n_inner;
+    struct sif_verdict_match outer_hits[SIF_VERDICT_MATCHES];
+    struct sif_verdict_match inner_hits[SIF_VERDICT_MATCHES];
 };
 
 void sif_verdict_init(struct sif_verdict *v);
