@@ -17,14 +17,31 @@
 /* Sidecars are flat property maps: nesting beyond this is not one. */
 #define SIF_SIDECAR_DEPTH 8
 
+/* A property from the top level or from "properties"; present in both, it
+ * must say the same thing in both.  0 with *out NULL when absent. */
+static int sif_prop(struct json_object *top, struct json_object *props, const char *key, struct json_object **out,
+                    struct sif_verdict *v)
+{
+    struct json_object *a = NULL, *b = NULL;
+
+    json_object_object_get_ex(top, key, &a);
+    if (props)
+        json_object_object_get_ex(props, key, &b);
+    if (a && b && !json_object_equal(a, b))
+        return sif_reject(v, -EINVAL, "declared.invalid", "the sidecar gives %s twice, with different values", key);
+    *out = a ? a : b;
+    return 0;
+}
+
 /* A string property: absent is fine, any other type is not. */
 static int sif_prop_str(struct json_object *top, struct json_object *props, const char *key, char *out,
                         size_t cap, struct sif_verdict *v)
 {
     struct json_object *m = NULL;
+    int r = sif_prop(top, props, key, &m, v);
 
-    if (!json_object_object_get_ex(top, key, &m) && !(props && json_object_object_get_ex(props, key, &m)))
-        return 0;
+    if (r || !m)
+        return r;
     if (!json_object_is_type(m, json_type_string) || (size_t)json_object_get_string_len(m) >= cap)
         return sif_reject(v, -EINVAL, "declared.invalid", "sidecar property %s is not a short string", key);
     snprintf(out, cap, "%s", json_object_get_string(m));
@@ -57,8 +74,9 @@ int sif_declared_parse(const char *buf, size_t len, struct sif_declared *d, stru
         (r = sif_prop_str(root, props, "os_encrypt_format", d->encrypt_format, sizeof(d->encrypt_format), v)) ||
         (r = sif_prop_str(root, props, "os_encrypt_key_id", d->key_id, sizeof(d->key_id), v)))
         goto out;
-    if (json_object_object_get_ex(root, "os_decrypt_size", &m) ||
-        (props && json_object_object_get_ex(props, "os_decrypt_size", &m))) {
+    if ((r = sif_prop(root, props, "os_decrypt_size", &m, v)))
+        goto out;
+    if (m) {
         int64_t n = -1;
 
         /* Glance stores properties as strings; accept a number too. */

@@ -40,6 +40,9 @@ static void test_top_level_and_nested(void **state)
     assert_string_equal(d.disk_format, "qcow2");
     assert_int_equal(d.decrypt_size, 1048576);
     assert_string_equal(d.key_id, "5e1a");
+    /* the same value in both places is fine */
+    assert_int_equal(parse("{\"disk_format\":\"luks\",\"properties\":{\"disk_format\":\"luks\"}}", &d, &v), 0);
+    assert_string_equal(d.disk_format, "luks");
     assert_int_equal(parse("{}", &d, &v), 0);
     assert_true(d.present);
     assert_false(d.has_decrypt_size);
@@ -53,6 +56,8 @@ static void test_malformed(void **state)
         "{\"os_decrypt_size\":-1}", "{\"os_decrypt_size\":\"12x\"}", "{\"os_decrypt_size\":\"-5\"}",
         "{\"os_decrypt_size\":true}", "{\"disk_format\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
         "{\"a\":[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}",
+        "{\"disk_format\":\"luks\",\"properties\":{\"disk_format\":\"qcow2\"}}",
+        "{\"os_decrypt_size\":\"1\",\"properties\":{\"os_decrypt_size\":\"2\"}}",
     };
     struct sif_declared d;
     struct sif_verdict v;
