@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential autoconf automake libtool pkg-config
       libfuse3-dev fuse3 libcryptsetup-dev cryptsetup-bin libssl-dev libjson-c-dev libcmocka-dev
       qemu-utils python3 python3-cryptography genisoimage gdisk fdisk util-linux
-      clang libclang-rt-14-dev"
+      clang libclang-rt-14-dev
+      dosfstools exfatprogs ntfs-3g udftools syslinux-utils isolinux"
 
 missing=""
 for p in $PKGS; do
