@@ -84,12 +84,14 @@ int sif_declared_parse(const char *buf, size_t len, struct sif_declared *d, stru
             n = json_object_get_int64(m);
         } else if (json_object_is_type(m, json_type_string)) {
             const char *s = json_object_get_string(m);
-            char *end;
+            char *end = NULL;
 
-            errno = 0;
-            n = *s >= '0' && *s <= '9' ? (int64_t)strtoll(s, &end, 10) : -1;
-            if (errno || *end)
-                n = -1;
+            if (*s >= '0' && *s <= '9') {
+                errno = 0;
+                n = (int64_t)strtoll(s, &end, 10);
+                if (errno || *end)
+                    n = -1;
+            }
         }
         if (n < 0) {
             r = sif_reject(v, -EINVAL, "declared.invalid", "sidecar property os_decrypt_size is not a size");
