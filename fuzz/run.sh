@@ -10,7 +10,7 @@
 #   fuzz/run.sh 3600      a long one
 #
 # Environment: FUZZ_TIMEOUT (seconds one input may take, default 10),
-# FUZZ_TARGETS (default "probe luks qcow2").
+# FUZZ_TARGETS (default "probe luks qcow2 declared").
 set -euo pipefail
 
 secs=${1:-}
@@ -18,7 +18,7 @@ case $secs in
     '' | *[!0-9]* | 0) echo "usage: fuzz/run.sh SECONDS" >&2; exit 2 ;;
 esac
 top=$(cd "$(dirname "$0")/.." && pwd)
-targets=${FUZZ_TARGETS:-probe luks qcow2}
+targets=${FUZZ_TARGETS:-probe luks qcow2 declared}
 timeout=${FUZZ_TIMEOUT:-10}
 
 "$top/contrib/install-deps-debian.sh"   # clang and libclang-rt-14-dev among them
@@ -32,7 +32,7 @@ cd build-fuzz
 if [ ! -f Makefile ] || [ ../configure -nt Makefile ]; then
     CC=clang ../configure --enable-fuzzing
 fi
-make -j2 fuzz/fuzz_probe fuzz/fuzz_luks fuzz/fuzz_qcow2
+make -j2 fuzz/fuzz_probe fuzz/fuzz_luks fuzz/fuzz_qcow2 fuzz/fuzz_declared
 
 runs=$PWD/fuzz-runs
 # Leaks are findings too (libFuzzer checks each input); a UBSan report
