@@ -15,7 +15,9 @@
  *
  * Each time it runs sif_probe_inner, every entry of sif_probes[] on its
  * own, sif_probe_scan, sif_probe_decide with both rule sets and
- * sif_probe_run, and checks their documented contracts.  Seeds of the
+ * sif_probe_run, and checks their documented contracts; then it gathers
+ * the extra regions the probes ask for (sif_probe_gather, reading the
+ * virtual content) and scans again with them.  Seeds of the
  * form first-L-bytes + last-L-bytes of a real image, with the first 8
  * bytes set to the sectors left out, reproduce that image's ends exactly.
  */
@@ -142,7 +144,7 @@ static void inspect(const struct vcontent *c)
     FUZZ_CHECK(hl == 0 || (head && tail));
     vwindow(c, 0, head, hl, true);
     vwindow(c, c->vsize - hl, tail, hl, true);
-    in = (struct sif_probe_input){ head, hl, tail, hl, c->vsize };
+    in = (struct sif_probe_input){ head, hl, tail, hl, c->vsize, NULL, 0 };
 
     /* Every probe on its own: pure, and it writes only its hit. */
     for (const struct sif_probe *p = sif_probes; p->format; p++, nprobes++) {
@@ -199,6 +201,39 @@ static void inspect(const struct vcontent *c)
     }
 }
 
+static int vread(void *ctx, void *buf, size_t len, uint64_t off)
+{
+    const struct vcontent *c = ctx;
+
+    FUZZ_CHECK(off <= c->vsize && len <= c->vsize - off);
+    vwindow(c, off, buf, len, true);
+    return 0;
+}
+
+/* The extra regions: inside the content, bounded, and a scan with them
+ * keeps the contracts. */
+static void gather(const struct vcontent *c)
+{
+    struct sif_probe_content g;
+    struct sif_probe_hit hits[SIF_HITS_MAX];
+    struct sif_verdict v;
+    int n;
+
+    FUZZ_CHECK(sif_probe_gather(&g, c->vsize, NULL, 0, vread, (void *)c) == 0);
+    FUZZ_CHECK(g.in.n_extra >= 0 && g.in.n_extra <= SIF_PROBE_EXTRA_MAX);
+    for (int i = 0; i < g.in.n_extra; i++) {
+        const struct sif_probe_extra *x = &g.in.extra[i];
+
+        FUZZ_CHECK(x->len > 0 && x->len <= REGION && x->off < c->vsize && x->len <= c->vsize - x->off);
+    }
+    n = sif_probe_scan(&g.in, hits, SIF_HITS_MAX);
+    FUZZ_CHECK(n >= 0);
+    sif_verdict_init(&v);
+    n = sif_probe_inner(&g.in, &v);
+    FUZZ_CHECK(n == 0 || n == -EPERM);
+    sif_probe_content_free(&g);
+}
+
 static void table_ok(void)
 {
     static bool done;
@@ -219,10 +254,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     table_ok();
     inspect(&c);
+    gather(&c);
     if (size >= 8) {
         c.vsize = size + (fuzz_le64(data) & 0xffffffffu) * 512;
-        if (c.vsize != size)
+        if (c.vsize != size) {
             inspect(&c);
+            gather(&c);
+        }
     }
     c.vsize = size + 2 * REGION + 512;
     inspect(&c);

@@ -195,27 +195,24 @@ int sif_image_seek(struct sif_image *img, uint64_t off, int whence, uint64_t *ou
 
 /* ------------------------------------------------------------ inspection */
 
+static int sif_inner_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+    ssize_t n = sif_image_pread(ctx, buf, len, off);
+
+    return n == (ssize_t)len ? 0 : n < 0 ? (int)n : -EIO;
+}
+
 static int sif_inspect_inner(struct sif_image *img)
 {
     struct sif_verdict *v = &img->verdict;
-    size_t hl = img->size < SIF_PROBE_REGION ? (size_t)img->size : SIF_PROBE_REGION;
-    uint8_t *head = malloc(hl ? hl : 1), *tail = malloc(hl ? hl : 1);
-    struct sif_probe_input in = { head, hl, tail, hl, img->size };
-    ssize_t n1 = -ENOMEM, n2 = -ENOMEM;
-    int r;
+    struct sif_probe_content c;
+    int r = sif_probe_gather(&c, img->size, NULL, 0, sif_inner_read, img);
 
-    if (head && tail) {
-        n1 = sif_image_pread(img, head, hl, 0);
-        n2 = sif_image_pread(img, tail, hl, img->size - hl);
-    }
-    if (n1 != (ssize_t)hl || n2 != (ssize_t)hl) {
-        r = sif_reject(v, n1 < 0 ? (int)n1 : n2 < 0 ? (int)n2 : -EIO, "inner.read",
-                       "cannot read and decrypt the content for inspection");
-    } else {
-        r = sif_probe_inner(&in, v);
-    }
-    free(head);
-    free(tail);
+    if (r)
+        r = sif_reject(v, r, "inner.read", "cannot read and decrypt the content for inspection (%s)", strerror(-r));
+    else
+        r = sif_probe_inner(&c.in, v);
+    sif_probe_content_free(&c);
     return r;
 }
 
@@ -223,27 +220,28 @@ static int sif_inspect_inner(struct sif_image *img)
  * anything in it (a LUKS header that is also an ISO, a VHD footer on a
  * LUKS volume).  Layouts whose own checks fail are noise in key material,
  * not a second format. */
+static int sif_outer_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+    const struct sif_image *img = ctx;
+
+    return sif_pread_full(img->fd, buf, len, off);
+}
+
 static int sif_inspect_outer(struct sif_image *img, const struct sif_format *fmt, const uint8_t *head, size_t hl)
 {
     struct sif_verdict *v = &img->verdict;
     uint64_t fsize = (uint64_t)img->st.st_size;
-    size_t pl = hl < SIF_PROBE_REGION ? hl : SIF_PROBE_REGION;
-    size_t tl = fsize < SIF_PROBE_REGION ? (size_t)fsize : SIF_PROBE_REGION;
     struct sif_probe_hit hits[SIF_HITS_MAX];
-    uint8_t *tail = malloc(tl ? tl : 1);
-    struct sif_probe_input in;
+    struct sif_probe_content c;
     int n, r;
 
-    if (!tail)
-        return sif_reject(v, -ENOMEM, "blob.read", "out of memory");
-    r = sif_pread_full(img->fd, tail, tl, fsize - tl);
+    r = sif_probe_gather(&c, fsize, head, hl, sif_outer_read, img);
     if (r) {
-        free(tail);
-        return sif_reject(v, r, "blob.read", "cannot read the end of the image (%s)", strerror(-r));
+        sif_probe_content_free(&c);
+        return sif_reject(v, r, "blob.read", "cannot read the regions the probes need (%s)", strerror(-r));
     }
-    in = (struct sif_probe_input){ head, pl, tail, tl, fsize };
-    n = sif_probe_scan(&in, hits, SIF_HITS_MAX);
-    free(tail);
+    n = sif_probe_scan(&c.in, hits, SIF_HITS_MAX);
+    sif_probe_content_free(&c);
     v->n_outer = 0;
     for (int i = 0; i < n && i < SIF_HITS_MAX; i++) {
         const struct sif_probe_hit *h = &hits[i];

@@ -5,12 +5,111 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "checked.h"
 
 void sif_probe_rules_default(struct sif_probe_rules *r)
 {
     memset(r, 0, sizeof(*r));
     r->allow_iso_hybrid = true;
+}
+
+/* True when [off, off + len) lies inside the head, the tail or a region
+ * already read. */
+static bool sif_covered(const struct sif_probe_input *in, uint64_t off, uint64_t len)
+{
+    if (sif_range_ok(off, len, in->head_len))
+        return true;
+    if (in->tail_len <= in->size && off >= in->size - in->tail_len &&
+        sif_range_ok(off - (in->size - in->tail_len), len, in->tail_len))
+        return true;
+    for (int i = 0; i < in->n_extra; i++)
+        if (off >= in->extra[i].off && sif_range_ok(off - in->extra[i].off, len, in->extra[i].len))
+            return true;
+    return false;
+}
+
+static int sif_gather_region(struct sif_probe_content *c, const struct sif_probe_region *r, sif_probe_read_fn rd,
+                             void *ctx)
+{
+    struct sif_probe_input *in = &c->in;
+    uint64_t len = r->len;
+    uint8_t *buf;
+    int e;
+
+    if (len == 0 || r->off >= in->size)
+        return 0;
+    if (len > in->size - r->off)
+        len = in->size - r->off;
+    if (len > SIF_PROBE_REGION)
+        len = SIF_PROBE_REGION;
+    if (sif_covered(in, r->off, len) || in->n_extra >= SIF_PROBE_EXTRA_MAX)
+        return 0;
+    buf = malloc((size_t)len);
+    if (!buf)
+        return -ENOMEM;
+    c->owned[2 + in->n_extra] = buf;
+    e = rd(ctx, buf, (size_t)len, r->off);
+    if (e)
+        return e;
+    c->extra[in->n_extra] = (struct sif_probe_extra){ r->off, (size_t)len, buf };
+    in->n_extra++;
+    return 0;
+}
+
+int sif_probe_gather(struct sif_probe_content *c, uint64_t size, const uint8_t *head, size_t head_len,
+                     sif_probe_read_fn rd, void *ctx)
+{
+    size_t region = size < SIF_PROBE_REGION ? (size_t)size : SIF_PROBE_REGION;
+    struct sif_probe_input *in = &c->in;
+    struct sif_probe_region want[SIF_PROBE_EXTRA_MAX];
+    uint8_t *buf;
+    int e;
+
+    memset(c, 0, sizeof(*c));
+    in->size = size;
+    in->extra = c->extra;
+    if (head && head_len >= region) {
+        in->head = head;
+    } else {
+        if (!(buf = malloc(region ? region : 1)))
+            return -ENOMEM;
+        c->owned[0] = buf;
+        if (region && (e = rd(ctx, buf, region, 0)) != 0)
+            return e;
+        in->head = buf;
+    }
+    in->head_len = region;
+    if (!(buf = malloc(region ? region : 1)))
+        return -ENOMEM;
+    c->owned[1] = buf;
+    if (region && (e = rd(ctx, buf, region, size - region)) != 0)
+        return e;
+    in->tail = buf;
+    in->tail_len = region;
+
+    /* One round: regions are decided on the head and tail only, so a
+     * region can never ask for another. */
+    for (const struct sif_probe *p = sif_probes; p->format; p++) {
+        int n;
+
+        if (!p->regions)
+            continue;
+        n = p->regions(in, want, SIF_PROBE_EXTRA_MAX);
+        for (int i = 0; i < n && i < SIF_PROBE_EXTRA_MAX; i++)
+            if ((e = sif_gather_region(c, &want[i], rd, ctx)) != 0)
+                return e;
+    }
+    return 0;
+}
+
+void sif_probe_content_free(struct sif_probe_content *c)
+{
+    for (size_t i = 0; i < sizeof(c->owned) / sizeof(c->owned[0]); i++)
+        free(c->owned[i]);
+    memset(c, 0, sizeof(*c));
 }
 
 int sif_probe_scan(const struct sif_probe_input *in, struct sif_probe_hit *hits, int max)

@@ -38,7 +38,16 @@ static const char *sif_qcow_crypt(uint32_t method)
     }
 }
 
-/* ", with a backing file" and its name when the name is in the head. */
+/* How much of a backing file name is read for the detail text: qemu's
+ * own limit on the name is 1023 bytes. */
+#define SIF_BACKING_NAME_MAX 1024u
+
+static uint32_t sif_backing_len(uint32_t len)
+{
+    return len < SIF_BACKING_NAME_MAX ? len : SIF_BACKING_NAME_MAX;
+}
+
+/* ", with a backing file" and its name when a region holds it. */
 static void sif_qcow_backing(const struct sif_probe_input *in, struct sif_text *t, uint64_t off, uint32_t len)
 {
     const uint8_t *name;
@@ -46,7 +55,8 @@ static void sif_qcow_backing(const struct sif_probe_input *in, struct sif_text *
     if (!off)
         return;
     sif_text_add(t, ", with a backing file");
-    name = len ? sif_head_at(in, off, len) : NULL;
+    len = sif_backing_len(len);
+    name = len ? sif_content_at(in, off, len) : NULL;
     if (name) {
         sif_text_add(t, " \"");
         sif_text_bytes(t, name, len, 48);
@@ -125,6 +135,18 @@ bool sif_m_qcow2(const struct sif_probe_input *in, struct sif_probe_hit *hit)
     return true;
 }
 
+/* qcow (v1) and qcow2 keep the backing file name at the u64 at 8, its
+ * length in the u32 at 16: anywhere in the file. */
+int sif_r_qcow(const struct sif_probe_input *in, struct sif_probe_region *out, int max)
+{
+    const uint8_t *h = sif_head_at(in, 0, 20);
+    int n = 0;
+
+    if (h && memcmp(h, QCOW_MAGIC, 4) == 0)
+        sif_want(out, max, &n, sif_be64(h + 8), sif_backing_len(sif_be32(h + 16)));
+    return n;
+}
+
 bool sif_m_qcow(const struct sif_probe_input *in, struct sif_probe_hit *hit)
 {
     const uint8_t *h = sif_head_at(in, 0, 8);
@@ -149,6 +171,16 @@ bool sif_m_qcow(const struct sif_probe_input *in, struct sif_probe_hit *hit)
 
 #define QED_F_BACKING_FILE 1u
 
+int sif_r_qed(const struct sif_probe_input *in, struct sif_probe_region *out, int max)
+{
+    const uint8_t *h = sif_head_at(in, 0, 64);
+    int n = 0;
+
+    if (h && !memcmp(h, "QED\0", 4) && (sif_le64(h + 16) & QED_F_BACKING_FILE))
+        sif_want(out, max, &n, sif_le32(h + 56), sif_backing_len(sif_le32(h + 60)));
+    return n;
+}
+
 bool sif_m_qed(const struct sif_probe_input *in, struct sif_probe_hit *hit)
 {
     const uint8_t *h;
@@ -164,8 +196,10 @@ bool sif_m_qed(const struct sif_probe_input *in, struct sif_probe_hit *hit)
     }
     if (sif_le64(h + 16) & QED_F_BACKING_FILE) {
         uint32_t off = sif_le32(h + 56), len = sif_le32(h + 60);
-        const uint8_t *name = len ? sif_head_at(in, off, len) : NULL;
+        const uint8_t *name;
 
+        len = sif_backing_len(len);
+        name = len ? sif_content_at(in, off, len) : NULL;
         sif_text_add(&t, "with a backing file");
         if (name) {
             sif_text_add(&t, " \"");

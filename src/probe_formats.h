@@ -14,6 +14,12 @@
 #include "probe.h"
 
 /* IMAGE class */
+/* Region functions (see struct sif_probe.regions). */
+int sif_r_qcow(const struct sif_probe_input *in, struct sif_probe_region *out, int max);
+int sif_r_qed(const struct sif_probe_input *in, struct sif_probe_region *out, int max);
+int sif_r_vmdk(const struct sif_probe_input *in, struct sif_probe_region *out, int max);
+int sif_r_gpt(const struct sif_probe_input *in, struct sif_probe_region *out, int max);
+
 bool sif_m_qcow2(const struct sif_probe_input *in, struct sif_probe_hit *hit);
 bool sif_m_qcow(const struct sif_probe_input *in, struct sif_probe_hit *hit);
 bool sif_m_qed(const struct sif_probe_input *in, struct sif_probe_hit *hit);

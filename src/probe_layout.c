@@ -104,6 +104,25 @@ static bool sif_table_bad(struct sif_table_info *ti, const char *fmt, ...)
     return false;
 }
 
+/* The largest GPT partition entry array inspected: UEFI's minimum is
+ * 16 KiB (128 entries of 128 bytes) and partitioning tools write exactly
+ * that; an array the engine cannot read whole fails the checks. */
+#define SIF_GPT_ARRAY_MAX SIF_PROBE_REGION
+
+int sif_r_gpt(const struct sif_probe_input *in, struct sif_probe_region *out, int max)
+{
+    const uint8_t *h = sif_head_at(in, SECTOR, 92);
+    uint64_t off, len;
+    int n = 0;
+
+    if (h && !memcmp(h, "EFI PART", 8) && sif_mul_u64(sif_le64(h + 72), SECTOR, &off)) {
+        len = (uint64_t)sif_le32(h + 80) * sif_le32(h + 84);
+        if (len <= SIF_GPT_ARRAY_MAX)
+            sif_want(out, max, &n, off, len);
+    }
+    return n;
+}
+
 /* The UEFI checks of the GPT header at LBA 1; false (with ti->detail and
  * ti->unsafe set) when one fails. */
 static bool sif_gpt_check(const struct sif_probe_input *in, struct sif_table_info *ti)
@@ -146,10 +165,15 @@ static bool sif_gpt_check(const struct sif_probe_input *in, struct sif_table_inf
     if (first > last || last >= nsec)
         return sif_table_bad(ti, "GPT usable LBAs %llu..%llu are not inside the disk", (unsigned long long)first,
                              (unsigned long long)last);
-    /* the array itself, when the head holds it (it normally follows the
-     * header at LBA 2) */
-    arr = sif_head_at(in, arr_off, arr_len);
-    if (arr) {
+    /* the array itself: it normally follows the header at LBA 2; elsewhere
+     * the engine read it as an extra region (sif_r_gpt) */
+    if (arr_len > SIF_GPT_ARRAY_MAX)
+        return sif_table_bad(ti, "GPT partition entry array of %llu bytes is larger than %u", (unsigned long long)arr_len,
+                             (unsigned)SIF_GPT_ARRAY_MAX);
+    arr = sif_content_at(in, arr_off, arr_len);
+    if (!arr)
+        return sif_table_bad(ti, "GPT partition entry array at LBA %llu was not inspected", (unsigned long long)lba);
+    {
         stored = sif_le32(h + 88);
         crc = sif_crc32(0, arr, (size_t)arr_len);
         if (crc != stored)
@@ -174,8 +198,6 @@ static bool sif_gpt_check(const struct sif_probe_input *in, struct sif_table_inf
         }
         snprintf(ti->detail, sizeof(ti->detail), "%u partition%s in %u entries", (unsigned)used,
                  used == 1 ? "" : "s", (unsigned)nent);
-    } else {
-        snprintf(ti->detail, sizeof(ti->detail), "%u entries (array beyond the inspected region)", (unsigned)nent);
     }
     return true;
 }

@@ -1,7 +1,8 @@
 /* probe_util.h: bounded access to the probe regions and detail text, shared
  * by the match functions (probe_formats.c, probe_vmdk.c, probe_layout.c).
  *
- * Every read of content goes through sif_head_at()/sif_tail_at(), which
+ * Every read of content goes through sif_head_at()/sif_tail_at()/
+ * sif_content_at(), which
  * return NULL unless the whole range lies inside the region, with the
  * arithmetic checked for overflow; a match function never indexes head or
  * tail directly past what these returned.
@@ -39,6 +40,31 @@ static inline const uint8_t *sif_tail_at(const struct sif_probe_input *in, uint6
     if (off < tail_start || !sif_range_ok(off - tail_start, len, in->tail_len))
         return NULL;
     return in->tail + (off - tail_start);
+}
+
+/* The content's bytes [off, off + len) from the head, the tail or an extra
+ * region, or NULL when no region holds them all. */
+static inline const uint8_t *sif_content_at(const struct sif_probe_input *in, uint64_t off, uint64_t len)
+{
+    const uint8_t *p = sif_head_at(in, off, len);
+
+    if (p || (p = sif_tail_at(in, off, len)))
+        return p;
+    for (int i = 0; i < in->n_extra; i++) {
+        const struct sif_probe_extra *x = &in->extra[i];
+
+        if (x->data && off >= x->off && sif_range_ok(off - x->off, len, x->len))
+            return x->data + (off - x->off);
+    }
+    return NULL;
+}
+
+/* Adds the region [off, off + len) to out[*n] when there is room and it
+ * is not empty. */
+static inline void sif_want(struct sif_probe_region *out, int max, int *n, uint64_t off, uint64_t len)
+{
+    if (len && *n < max)
+        out[(*n)++] = (struct sif_probe_region){ off, len };
 }
 
 /* True when the head holds magic at off. */

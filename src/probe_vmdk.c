@@ -258,6 +258,20 @@ static bool sif_vmdk_footer_ok(const struct sif_probe_input *in, const uint8_t *
     return true;
 }
 
+/* A sparse extent's embedded descriptor: sector count at 36 from sector
+ * number at 28, read up to VMDK_DESC_MAX bytes wherever it is. */
+int sif_r_vmdk(const struct sif_probe_input *in, struct sif_probe_region *out, int max)
+{
+    const uint8_t *h = sif_head_at(in, 0, 64);
+    uint64_t off, len;
+    int n = 0;
+
+    if (h && !memcmp(h, "KDMV", 4) && sif_mul_u64(sif_le64(h + 28), 512, &off) &&
+        sif_mul_u64(sif_le64(h + 36), 512, &len))
+        sif_want(out, max, &n, off, len < VMDK_DESC_MAX ? len : VMDK_DESC_MAX);
+    return n;
+}
+
 static void sif_vmdk_sparse(const struct sif_probe_input *in, struct sif_text *t)
 {
     const uint8_t *h = sif_head_at(in, 0, 64), *desc = NULL;
@@ -276,7 +290,7 @@ static void sif_vmdk_sparse(const struct sif_probe_input *in, struct sif_text *t
     if (sec && num && sif_mul_u64(sec, 512, &off) && sif_mul_u64(num, 512, &len)) {
         if (len > VMDK_DESC_MAX)
             len = VMDK_DESC_MAX;
-        desc = sif_head_at(in, off, len);
+        desc = sif_content_at(in, off, len);
         if (desc) {
             sif_vmdk_parse((const char *)desc, (size_t)len, &d);
             have_desc = true;

@@ -33,7 +33,23 @@ static struct sif_probe_input input_of(const uint8_t *buf, size_t size)
     in.tail = buf + size - region;
     in.tail_len = region;
     in.size = size;
+    in.extra = NULL;
+    in.n_extra = 0;
     return in;
+}
+
+static int mem_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+    memcpy(buf, (const uint8_t *)ctx + off, len);
+    return 0;
+}
+
+/* What the engine reads of buf: head, tail and the regions the probes ask
+ * for (free with sif_probe_content_free). */
+static const struct sif_probe_input *gather_of(struct sif_probe_content *c, const uint8_t *buf, size_t size)
+{
+    assert_int_equal(sif_probe_gather(c, size, NULL, 0, mem_read, (void *)buf), 0);
+    return &c->in;
 }
 
 /* A copy of b[0, len) in a buffer of exactly len bytes (free()), so that
@@ -761,6 +777,34 @@ static void test_qcow2_extensions(void **state)
     unit_put_be32(b + 16, 0xffffffff);
     h = hit_of(&in, "qcow2");
     assert_string_equal(h.detail, "version 3, with a backing file");
+    {
+        struct sif_probe_content g;
+
+        /* the same offset through the engine: no region is read */
+        h = hit_of(gather_of(&g, b, BIG), "qcow2");
+        assert_string_equal(h.detail, "version 3, with a backing file");
+        assert_int_equal(g.in.n_extra, 0);
+        sif_probe_content_free(&g);
+        /* a name 1.5 MiB into a 4 MiB disk: shown once the engine reads it */
+        {
+            const size_t n4 = 4u << 20;
+            uint8_t *w = calloc(n4, 1);
+            struct sif_probe_input win = input_of(w, n4);
+
+            assert_non_null(w);
+            memcpy(w, b, 4096);
+            unit_put_be64(w + 8, (3u << 20) / 2);
+            unit_put_be32(w + 16, 11);
+            memcpy(w + (3u << 20) / 2, "/etc/shadow", 11);
+            h = hit_of(&win, "qcow2");
+            assert_string_equal(h.detail, "version 3, with a backing file");
+            h = hit_of(gather_of(&g, w, n4), "qcow2");
+            assert_string_equal(h.detail, "version 3, with a backing file \"/etc/shadow\"");
+            assert_int_equal(g.in.n_extra, 1);
+            sif_probe_content_free(&g);
+            free(w);
+        }
+    }
 
     /* version 2 has no feature bits: bytes 72.. are extensions */
     memset(b, 0, 4096);
@@ -883,11 +927,29 @@ static void test_vmdk_sparse_detail(void **state)
     kdmv(b, 1, (UINT64_MAX >> 9) + 1, 26);
     h = hit_of(&in, "vmdk");
     assert_non_null(strstr(h.detail, "(out of range)"));
-    /* a descriptor past the head; none at all */
-    kdmv(b, 2048, 20, 26);
-    h = hit_of(&in, "vmdk");
-    assert_non_null(strstr(h.detail, "descriptor at 1048576 (10240 bytes) beyond the inspected region"));
-    assert_non_null(strstr(h.detail, "OpenStack refuses it: no descriptor"));
+    /* a descriptor past the head (a 4 MiB disk: neither in the first nor
+     * in the last MiB): not seen by the probe alone, read as an extra
+     * region by the engine; none at all */
+    {
+        const size_t n4 = 4u << 20;
+        uint8_t *w = calloc(n4, 1);
+        struct sif_probe_input win = input_of(w, n4);
+        struct sif_probe_content g;
+
+        assert_non_null(w);
+        kdmv(w, 3072, 20, 26);
+        h = hit_of(&win, "vmdk");
+        assert_non_null(strstr(h.detail, "descriptor at 1572864 (10240 bytes) beyond the inspected region"));
+        assert_non_null(strstr(h.detail, "OpenStack refuses it: no descriptor"));
+        memcpy(w + 3072 * 512, desc_sparse, strlen(desc_sparse));
+        h = hit_of(gather_of(&g, w, n4), "vmdk");
+        assert_non_null(strstr(h.detail, "descriptor at 1572864 (10240 bytes)"));
+        assert_null(strstr(h.detail, "beyond"));
+        assert_non_null(strstr(h.detail, "createType monolithicSparse"));
+        assert_int_equal(g.in.n_extra, 1);
+        sif_probe_content_free(&g);
+        free(w);
+    }
     kdmv(b, 0, 0, 26);
     h = hit_of(&in, "vmdk");
     assert_non_null(strstr(h.detail, "no embedded descriptor"));
@@ -1309,19 +1371,28 @@ static void test_gpt_rules(void **state)
     unit_put_le32(h + G_ESIZE, 0x80000000);
     gpt_seal(b, n);
     expect_unsafe(&in, "gpt", "4294967295 entries of 2147483648 bytes", "array of 2^63 bytes");
-    /* a legitimate array beyond the head is not read */
+    /* an array beyond the head: unsafe unless the engine read it as an
+     * extra region, and then its CRC and entries are checked */
     {
-        const size_t n2 = 4u << 20;
+        const size_t n2 = 4u << 20, mid = (n2 / 512) / 2;
         uint8_t *c = calloc(n2, 1);
         struct sif_probe_input cin = input_of(c, n2);
+        struct sif_probe_content g;
 
         assert_non_null(c);
         b_gpt(c, n2);
-        put_le64(c + GPT + G_ELBA, (n2 / 512) / 2);
-        unit_put_le32(c + GPT + G_ECRC, 0x12345678);
-        gpt_seal_at(c, 0, c + GPT);         /* header CRC only */
-        expect_hit(&cin, "gpt", true, "array in the middle of a 4 MiB disk");
-        expect_detail(&cin, "gpt", "4 entries (array beyond the inspected region)", "array beyond the head");
+        memcpy(c + mid * 512, c + 1024, 4 * 128);   /* the four entries */
+        memset(c + 1024, 0, 4 * 128);
+        put_le64(c + GPT + G_ELBA, mid);
+        gpt_seal_at(c, 0, c + GPT);
+        expect_unsafe(&cin, "gpt", "array at LBA 4096 was not inspected", "array beyond the head, not read");
+        expect_hit(gather_of(&g, c, n2), "gpt", true, "array in the middle of a 4 MiB disk, read");
+        assert_int_equal(g.in.n_extra, 1);
+        assert_int_equal(g.in.extra[0].off, mid * 512);
+        sif_probe_content_free(&g);
+        c[mid * 512 + 40] ^= 1;                     /* an entry changed: CRC */
+        expect_unsafe(gather_of(&g, c, n2), "gpt", "partition entry array CRC32", "array read, bad CRC");
+        sif_probe_content_free(&g);
         free(c);
     }
     /* backup header and usable LBAs inside the disk */
@@ -1360,7 +1431,7 @@ static void test_gpt_rules(void **state)
     RESET();
     for (size_t len = 512 + 8; len <= 512 + 91; len += 83) {
         uint8_t *t = exact(b, len);
-        struct sif_probe_input tin = { t, len, t, len, n };
+        struct sif_probe_input tin = { t, len, t, len, n, NULL, 0 };
 
         expect_unsafe(&tin, "gpt", "GPT header cut short", "cut header");
         free(t);
