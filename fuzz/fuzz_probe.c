@@ -26,6 +26,7 @@
 #include <errno.h>
 
 #include "fuzz.h"
+#include "policy.h"
 #include "probe.h"
 
 #define REGION ((uint64_t)SIF_PROBE_REGION)
@@ -173,7 +174,7 @@ static void inspect(const struct vcontent *c)
     /* The engine's verdict, with the default rules. */
     sif_verdict_init(&v);
     r = sif_probe_inner(&in, &v);
-    check_decision(r, &v, hits, n, &(struct sif_probe_rules){ .allow_iso_hybrid = true }, true);
+    check_decision(r, &v, hits, n, &(struct sif_probe_rules){ .allow_iso_hybrid = true, .layouts = SIF_LAYOUT_ALL }, true);
 
     /* Both rule sets through sif_probe_decide. */
     sif_probe_rules_default(&rules);

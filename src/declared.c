@@ -44,6 +44,9 @@ static int sif_prop_str(struct json_object *top, struct json_object *props, cons
         return r;
     if (!json_object_is_type(m, json_type_string) || (size_t)json_object_get_string_len(m) >= cap)
         return sif_reject(v, -EINVAL, "declared.invalid", "sidecar property %s is not a short string", key);
+    /* "k\u0000../x" would otherwise be read as "k" */
+    if (memchr(json_object_get_string(m), 0, (size_t)json_object_get_string_len(m)))
+        return sif_reject(v, -EINVAL, "declared.invalid", "sidecar property %s holds a NUL character", key);
     snprintf(out, cap, "%s", json_object_get_string(m));
     return 0;
 }
@@ -146,15 +149,20 @@ int sif_declared_load(int dirfd, const char *name, struct sif_declared *d, struc
 int sif_declared_check_format(const struct sif_declared *d, const char *outer, struct sif_verdict *v)
 {
     bool qcow2 = !strcmp(outer, "qcow2+luks");
-    const char *want_disk = qcow2 ? "qcow2" : "luks";
+    /* unencrypted images (served only by policy): "raw" or "qcow2" */
+    bool plain = !strcmp(outer, "raw") || !strcmp(outer, "qcow2");
+    const char *want_disk = plain ? outer : qcow2 ? "qcow2" : "luks";
     const char *want_enc = !strcmp(outer, "luks2") ? "LUKSv2" : "LUKSv1";
 
     if (!d->present)
         return 0;
+    if (plain && d->encrypt_format[0])
+        return sif_reject(v, -EPERM, "declared.mismatch", "declared os_encrypt_format %s, but the image is not encrypted (%s)",
+                          d->encrypt_format, outer);
     if (d->disk_format[0] && strcmp(d->disk_format, want_disk) != 0)
         return sif_reject(v, -EPERM, "declared.mismatch", "declared disk_format %s, but the image is %s",
                           d->disk_format, outer);
-    if (d->encrypt_format[0] && strcasecmp(d->encrypt_format, want_enc) != 0)
+    if (!plain && d->encrypt_format[0] && strcasecmp(d->encrypt_format, want_enc) != 0)
         return sif_reject(v, -EPERM, "declared.mismatch", "declared os_encrypt_format %s, but the image is %s",
                           d->encrypt_format, outer);
     return 0;
@@ -162,7 +170,7 @@ int sif_declared_check_format(const struct sif_declared *d, const char *outer, s
 
 int sif_declared_check_size(const struct sif_declared *d, const char *outer, uint64_t size, struct sif_verdict *v)
 {
-    if (!d->present || !d->has_decrypt_size || !strcmp(outer, "qcow2+luks"))
+    if (!d->present || !d->has_decrypt_size || strncmp(outer, "luks", 4) != 0)
         return 0;
     if (d->decrypt_size != size)
         return sif_reject(v, -EPERM, "declared.mismatch", "declared os_decrypt_size %" PRIu64 ", but the plaintext is %" PRIu64 " bytes",

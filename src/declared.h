@@ -25,7 +25,7 @@ struct sif_declared {
     char encrypt_format[16];     /* os_encrypt_format, "" when not declared */
     bool has_decrypt_size;
     uint64_t decrypt_size;       /* os_decrypt_size */
-    char key_id[128];            /* os_encrypt_key_id, "" when not declared */
+    char key_id[256];            /* os_encrypt_key_id (keys.h: SIF_KEY_ID_MAX) */            /* os_encrypt_key_id, "" when not declared */
 };
 
 /* Parses sidecar JSON (len bytes).  0, or -EINVAL with declared.invalid. */

@@ -31,15 +31,18 @@ int sif_luks_open_crypt(struct sif_image *img, const struct sif_inspect_env *env
 {
     struct sif_verdict *v = &img->verdict;
     const struct sif_cipher_spec *spec = sif_cipher_lookup(info->cipher, info->mode, info->key_bytes);
-    uint8_t *pass = NULL, *key = NULL;
-    size_t pass_len = 0;
+    struct sif_keyset keys;
+    uint8_t *key = NULL;
     int meta_fd = -1, r;
 
+    memset(&keys, 0, sizeof(keys));
     if (!spec)
         return sif_reject(v, -EPERM, "luks.cipher", "cipher %s-%s is not allowed", info->cipher, info->mode);
-    r = sif_key_load(env->keys, img->name, &pass, &pass_len, v);
+    r = sif_keyset_load(env->keys, img->name, img->declared.key_id, &keys, v);
+    if (keys.source)
+        snprintf(v->key_source, sizeof(v->key_source), "%s", keys.source);
     if (r)
-        return r;
+        goto out;
     meta_fd = sif_unlock_make_meta(meta, meta_len, dev_size);
     if (meta_fd < 0) {
         r = sif_reject(v, meta_fd, "unlock.error", "cannot create the metadata copy (%s)", strerror(-meta_fd));
@@ -50,7 +53,21 @@ int sif_luks_open_crypt(struct sif_image *img, const struct sif_inspect_env *env
         r = sif_reject(v, -ENOMEM, "unlock.error", "cannot allocate locked memory for the key");
         goto out;
     }
-    r = sif_unlock(meta_fd, info, env->policy, pass, pass_len, key, v);
+    /* Each candidate form of the key in turn (hex, then the legacy hex of
+     * old Cinder volumes): only a wrong key moves on to the next. */
+    for (int i = 0; i < keys.n; i++) {
+        struct sif_verdict tried = *v;
+
+        r = sif_unlock(meta_fd, info, env->policy, keys.c[i].pass, keys.c[i].len, key, &tried);
+        if (r && !strcmp(tried.check, "key.wrong") && i + 1 < keys.n)
+            continue;
+        *v = tried;
+        if (!r)
+            snprintf(v->key_form, sizeof(v->key_form), "%s", keys.c[i].form);
+        break;
+    }
+    if (!keys.n)
+        r = sif_reject(v, -ENOKEY, "key.missing", "no passphrase");
     if (r)
         goto out;
     r = sif_crypt_new(spec, key, info->key_bytes, sector_size, &img->crypt);
@@ -61,7 +78,7 @@ out:
     if (meta_fd >= 0)
         close(meta_fd);
     sif_secure_free(key);
-    sif_secure_free(pass);
+    sif_keyset_free(&keys);
     return r;
 }
 

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "bytes.h"
+#include "policy.h"
 #include "checked.h"
 #include "image.h"
 #include "luks.h"
@@ -204,15 +205,19 @@ static int sif_qcow2_open(struct sif_image *img, const struct sif_inspect_env *e
     }
     pthread_mutex_init(&st->lock, NULL);
     img->priv = st;
-    r = sif_qcow2_parse(head, head_len, fsize, &st->q, v);
+    r = sif_qcow2_parse_opts(head, head_len, fsize, env->policy->unencrypted == SIF_UNENCRYPTED_SERVE, &st->q, v);
     if (r)
         goto out;
-    snprintf(v->outer, sizeof(v->outer), "qcow2+luks");
+    img->plain = st->q.crypt_method == SIF_QCOW2_CRYPT_NONE;
+    if (!img->plain)
+        snprintf(v->outer, sizeof(v->outer), "qcow2+luks");
     v->has_size = true;
     v->size = st->q.size;
     r = sif_qcow2_validate(img, st, v);
     if (r)
         goto out;
+    if (img->plain)
+        goto tables;
 
     /* The embedded LUKS1 header, under the same policy as raw LUKS. */
     region = malloc(st->q.crypt_length);
@@ -239,6 +244,7 @@ static int sif_qcow2_open(struct sif_image *img, const struct sif_inspect_env *e
     r = sif_luks_open_crypt(img, env, info, region, st->q.crypt_length, st->q.crypt_length, 512);
     if (r)
         goto out;
+tables:
     st->nslots = SIF_L2_CACHE_BYTES / st->q.cluster_size;
     if (st->nslots < SIF_L2_CACHE_MIN)
         st->nslots = SIF_L2_CACHE_MIN;
@@ -377,7 +383,7 @@ static int sif_qcow2_read(struct sif_image *img, struct sif_crypt_ctx *ctx, uint
             uint64_t host = c.host + in;
 
             r = sif_pread_full(img->fd, buf, n, host);
-            if (!r)
+            if (!r && !img->plain)
                 r = sif_crypt_decrypt(ctx, buf, n, host / 512);
             if (r)
                 return r;

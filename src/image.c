@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "policy.h"
 #include "probe.h"
 #include "secmem.h"
 #include "sector.h"
@@ -128,14 +129,14 @@ ssize_t sif_image_pread(struct sif_image *img, void *buf, size_t len, uint64_t o
     size_t done = 0;
     int r = 0;
 
-    if (!img->fmt || !img->crypt)
+    if (!img->fmt || (!img->crypt && !img->plain))
         return -EIO;
     if (off >= img->size || len == 0)
         return 0;
     if (len > img->size - off)
         len = (size_t)(img->size - off);
-    ctx = sif_ctx_get(img);
-    if (!ctx)
+    ctx = img->plain ? NULL : sif_ctx_get(img);
+    if (!ctx && !img->plain)
         return -ENOMEM;
     while (done < len && r == 0) {
         uint64_t pos = off + done;
@@ -159,7 +160,8 @@ ssize_t sif_image_pread(struct sif_image *img, void *buf, size_t len, uint64_t o
         }
     }
     sif_wipe(bounce, sizeof(bounce));
-    sif_ctx_put(img, ctx);
+    if (ctx)
+        sif_ctx_put(img, ctx);
     return r ? r : (ssize_t)len;
 }
 
@@ -202,16 +204,24 @@ static int sif_inner_read(void *ctx, void *buf, size_t len, uint64_t off)
     return n == (ssize_t)len ? 0 : n < 0 ? (int)n : -EIO;
 }
 
-static int sif_inspect_inner(struct sif_image *img)
+static int sif_inspect_inner(struct sif_image *img, const struct sif_policy *p)
 {
     struct sif_verdict *v = &img->verdict;
+    struct sif_probe_hit hits[SIF_HITS_MAX];
+    struct sif_probe_rules rules;
     struct sif_probe_content c;
     int r = sif_probe_gather(&c, img->size, NULL, 0, sif_inner_read, img);
 
-    if (r)
+    sif_probe_rules_default(&rules);
+    rules.allow_iso_hybrid = p->iso_hybrid;
+    rules.layouts = p->inner_layouts;
+    if (r) {
         r = sif_reject(v, r, "inner.read", "cannot read and decrypt the content for inspection (%s)", strerror(-r));
-    else
-        r = sif_probe_inner(&c.in, v);
+    } else {
+        int n = sif_probe_scan(&c.in, hits, SIF_HITS_MAX);
+
+        r = sif_probe_decide(hits, n, &rules, v);
+    }
     sif_probe_content_free(&c);
     return r;
 }
@@ -289,6 +299,13 @@ int sif_image_inspect(struct sif_image *img, const struct sif_inspect_env *env)
             nmatch++;
         }
     }
+    /* A file no format claims is unencrypted: served only by policy,
+     * and then its bytes are the content the inner inspection judges. */
+    if (nmatch == 0 && env->policy->unencrypted == SIF_UNENCRYPTED_SERVE) {
+        match = &sif_format_plain;
+        nmatch = 1;
+    }
+    sif_verdict_ran(v, "outer.format");
     if (nmatch != 1) {
         snprintf(v->outer, sizeof(v->outer), "unknown");
         free(head);
@@ -300,21 +317,51 @@ int sif_image_inspect(struct sif_image *img, const struct sif_inspect_env *env)
     snprintf(v->outer, sizeof(v->outer), "%s", match->outer_name(head, hl));
     /* Ambiguity and the sidecar are judged on the bytes alone, before any
      * key is read. */
-    r = sif_inspect_outer(img, match, head, hl);
-    if (!r)
+    r = 0;
+    if (match->probe) {
+        sif_verdict_ran(v, "outer.multiple");
+        r = sif_inspect_outer(img, match, head, hl);
+    }
+    if (!r && match != &sif_format_plain && strcmp(v->outer, "qcow2") != 0) {
+        sif_verdict_ran(v, "outer.policy");
+        if (!sif_policy_outer_allowed(env->policy, v->outer))
+            r = sif_reject(v, -EPERM, "outer.policy", "%s images are not allowed by policy", v->outer);
+    }
+    if (!r) {
+        sif_verdict_ran(v, "declared.format");
         r = sif_declared_check_format(&img->declared, v->outer, v);
-    if (!r)
+    }
+    if (!r) {
+        /* headers, key slots, the key and the unlock: the format's own
+         * checks (luks.*, qcow2.*, key.*, unlock.*) */
+        sif_verdict_ran(v, match->name);
         r = match->open(img, env, head, hl);
+    }
     free(head);
     if (r)
         return r;
+    /* qcow2's open may find an unencrypted image the policy serves */
+    if (img->plain && match != &sif_format_plain)
+        snprintf(v->outer, sizeof(v->outer), "qcow2");
     v->has_size = true;
     v->size = img->size;
+    sif_verdict_ran(v, "size.limit");
+    if (img->size > env->policy->max_virtual_size)
+        return sif_reject(v, -EFBIG, "size.limit", "a virtual size of %" PRIu64 " bytes is over the policy's limit of %" PRIu64,
+                          img->size, env->policy->max_virtual_size);
+    sif_verdict_ran(v, "declared.size");
     r = sif_declared_check_size(&img->declared, v->outer, img->size, v);
-    if (!r)
-        r = sif_inspect_inner(img);
+    if (!r) {
+        sif_verdict_ran(v, "inner");
+        r = sif_inspect_inner(img, env->policy);
+    }
     if (r)
         return r;
+    if (img->plain) {
+        sif_accept(v, "inner.raw", "raw content of %" PRIu64 " bytes (unencrypted %s, served by policy)", img->size,
+                   v->outer);
+        return 0;
+    }
     sif_accept(v, "inner.raw", "raw plaintext of %" PRIu64 " bytes (%s, %" PRIu32 "-bit key, %" PRIu32 "-byte sectors)",
                img->size, v->cipher, v->key_bits, v->sector_size);
     return 0;

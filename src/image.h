@@ -74,6 +74,7 @@ struct sif_image {
     uint64_t allocated;             /* bytes of it that hold data (st_blocks) */
     uint32_t unit;                  /* read alignment of fmt->read, <= 4096 */
     struct sif_crypt *crypt;
+    bool plain;                     /* unencrypted (served by policy): no crypt */
     uint64_t data_offset;           /* format-specific */
     struct sif_declared declared;   /* the sidecar, set by the caller */
     void *priv;                     /* format-specific */
@@ -84,6 +85,8 @@ struct sif_image {
 extern const struct sif_format *const sif_formats[];
 extern const struct sif_format sif_format_luks;
 extern const struct sif_format sif_format_qcow2;
+/* Unencrypted files that no format claims, when the policy serves them. */
+extern const struct sif_format sif_format_plain;
 
 /* Opens dirfd/name (dirfd may be AT_FDCWD).  Regular files only.
  * 0 or -errno. */

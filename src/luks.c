@@ -609,15 +609,28 @@ void sif_luks_describe(const struct sif_luks_info *info, struct sif_verdict *v)
     }
 }
 
+/* What safeimgfs cannot decrypt at all is "not supported"; what it could
+ * but the policy narrowed away is "not allowed by policy".  Both are
+ * luks.cipher, including a LUKS2 sector size the policy leaves out: the
+ * operator's answer is the same, re-encrypt with allowed parameters.
+ * LUKS1 (raw or in qcow2) always has 512-byte sectors: outer_formats, not
+ * sector_sizes, decides about it. */
 int sif_luks_check(const struct sif_luks_info *info, const struct sif_policy *p, struct sif_verdict *v)
 {
     bool any_bound = false;
+    uint64_t cost;
 
     if (!sif_cipher_lookup(info->cipher, info->mode, info->key_bytes))
-        return sif_reject(v, -EPERM, "luks.cipher", "cipher %s-%s with a %" PRIu32 "-bit key is not allowed",
+        return sif_reject(v, -EPERM, "luks.cipher", "cipher %s-%s with a %" PRIu32 "-bit key is not supported",
+                          info->cipher, info->mode, info->key_bytes * 8);
+    if (!sif_policy_cipher_allowed(p, info->cipher, info->mode, info->key_bytes))
+        return sif_reject(v, -EPERM, "luks.cipher", "cipher %s-%s with a %" PRIu32 "-bit key is not allowed by policy",
                           info->cipher, info->mode, info->key_bytes * 8);
     if (!sif_sector_size_ok(info->sector_size))
-        return sif_reject(v, -EPERM, "luks.segment", "sector size %" PRIu32 " is not allowed", info->sector_size);
+        return sif_reject(v, -EPERM, "luks.segment", "sector size %" PRIu32 " is not supported", info->sector_size);
+    if (info->version == 2 && !sif_policy_sector_size_allowed(p, info->sector_size))
+        return sif_reject(v, -EPERM, "luks.cipher", "encryption sector size %" PRIu32 " is not allowed by policy",
+                          info->sector_size);
     if (info->digest_iterations > p->digest_max_iterations)
         return sif_reject(v, -EPERM, "luks.pbkdf", "digest PBKDF2 iterations %" PRIu32 " exceed the limit %" PRIu64,
                           info->digest_iterations, p->digest_max_iterations);
@@ -642,7 +655,7 @@ int sif_luks_check(const struct sif_luks_info *info, const struct sif_policy *p,
         if (s->parallel > p->argon2_max_parallel)
             return sif_reject(v, -EPERM, "luks.pbkdf", "key slot %d %s parallelism %" PRIu32 " exceeds the limit %" PRIu32,
                               i, sif_kdf_name(s->kdf), s->parallel, p->argon2_max_parallel);
-        if (s->iterations * s->memory_kib > p->argon2_max_cost)
+        if (!sif_mul_u64(s->iterations, s->memory_kib, &cost) || cost > p->argon2_max_cost)
             return sif_reject(v, -EPERM, "luks.pbkdf", "key slot %d %s cost %" PRIu64 " passes x %" PRIu32 " KiB exceeds the limit %" PRIu64,
                               i, sif_kdf_name(s->kdf), s->iterations, s->memory_kib, p->argon2_max_cost);
     }

@@ -9,11 +9,27 @@
 #include <string.h>
 
 #include "checked.h"
+#include "policy.h"
 
 void sif_probe_rules_default(struct sif_probe_rules *r)
 {
     memset(r, 0, sizeof(*r));
     r->allow_iso_hybrid = true;
+    r->layouts = SIF_LAYOUT_ALL;
+}
+
+/* The SIF_LAYOUT_* bit of a layout probe. */
+static unsigned sif_layout_bit(const struct sif_probe *p)
+{
+    static const struct {
+        const char *format;
+        unsigned bit;
+    } bits[] = { { "mbr", SIF_LAYOUT_MBR }, { "gpt", SIF_LAYOUT_GPT }, { "iso", SIF_LAYOUT_ISO }, { "udf", SIF_LAYOUT_UDF } };
+
+    for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
+        if (!strcmp(p->format, bits[i].format))
+            return bits[i].bit;
+    return 0;
 }
 
 /* True when [off, off + len) lies inside the head, the tail or a region
@@ -153,7 +169,7 @@ int sif_probe_decide(const struct sif_probe_hit *hits, int n, const struct sif_p
                      struct sif_verdict *v)
 {
     int kept = n < SIF_HITS_MAX ? n : SIF_HITS_MAX, images = 0, iso = 0, tables = 0;
-    const struct sif_probe_hit *first_image = NULL, *first_unsafe = NULL;
+    const struct sif_probe_hit *first_image = NULL, *first_unsafe = NULL, *first_denied = NULL;
     char check[SIF_CHECK_LEN];
 
     v->inner_inspected = true;
@@ -168,6 +184,8 @@ int sif_probe_decide(const struct sif_probe_hit *hits, int n, const struct sif_p
         }
         iso += !strcmp(h->probe->format, "iso") || !strcmp(h->probe->format, "udf");
         tables += sif_is_table(h->probe);
+        if (!(rules->layouts & sif_layout_bit(h->probe)) && !first_denied)
+            first_denied = h;
         if (h->unsafe && !first_unsafe)
             first_unsafe = h;
     }
@@ -184,6 +202,12 @@ int sif_probe_decide(const struct sif_probe_hit *hits, int n, const struct sif_p
         snprintf(check, sizeof(check), "inner.%s", first_image->probe->format);
         return sif_reject(v, -EPERM, check, "the plaintext is a %s image%s%s, not a raw disk", first_image->probe->format,
                           first_image->detail[0] ? ": " : "", first_image->detail);
+    }
+    if (first_denied) {
+        snprintf(v->inner, sizeof(v->inner), "%s", first_denied->probe->format);
+        snprintf(check, sizeof(check), "inner.%s", first_denied->probe->format);
+        return sif_reject(v, -EPERM, check, "the plaintext has a %s, not allowed by policy%s%s",
+                          first_denied->probe->format, first_denied->detail[0] ? ": " : "", first_denied->detail);
     }
     if (first_unsafe) {
         snprintf(v->inner, sizeof(v->inner), "%s", first_unsafe->probe->format);

@@ -123,6 +123,9 @@ struct sif_probe_rules {
     /* Accept ISO 9660 together with an MBR/GPT (an "isohybrid" disk), as
      * nova and glance do. */
     bool allow_iso_hybrid;
+    /* The layouts that count as a raw disk: SIF_LAYOUT_* bits (policy.h);
+     * any other layout found is rejected as inner.FORMAT. */
+    unsigned layouts;
 };
 
 void sif_probe_rules_default(struct sif_probe_rules *r);

@@ -100,6 +100,12 @@ static int sif_qcow2_extensions(const uint8_t *b, uint64_t start, uint64_t end, 
 int sif_qcow2_parse(const uint8_t *b, size_t len, uint64_t file_size, struct sif_qcow2 *q,
                     struct sif_verdict *v)
 {
+    return sif_qcow2_parse_opts(b, len, file_size, false, q, v);
+}
+
+int sif_qcow2_parse_opts(const uint8_t *b, size_t len, uint64_t file_size, bool plain_ok, struct sif_qcow2 *q,
+                         struct sif_verdict *v)
+{
     uint64_t hdr_len, ext_end, l1_bytes, l1_needed, clusters, unknown;
     uint32_t order;
 
@@ -198,7 +204,11 @@ int sif_qcow2_parse(const uint8_t *b, size_t len, uint64_t file_size, struct sif
         return r;
     switch (q->crypt_method) {
     case SIF_QCOW2_CRYPT_NONE:
-        return sif_reject(v, -EPERM, "qcow2.unencrypted", "the qcow2 image is not encrypted");
+        if (!plain_ok)
+            return sif_reject(v, -EPERM, "qcow2.unencrypted", "the qcow2 image is not encrypted");
+        if (q->crypt_length || q->crypt_offset)
+            return sif_reject(v, -EINVAL, "qcow2.crypt_header", "an encryption header pointer in an unencrypted image");
+        return 0;
     case SIF_QCOW2_CRYPT_AES:
         return sif_reject(v, -EPERM, "qcow2.aes",
                           "legacy qcow2 AES encryption (a passphrase used directly as the key, predictable IVs) is broken by design");

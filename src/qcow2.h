@@ -55,6 +55,10 @@ struct sif_qcow2 {
  * len bytes of a file of file_size bytes; len >= min(file_size, cluster
  * size) is needed to walk every extension).  Returns 0, or -EINVAL with a
  * qcow2.* rejection recorded in v. */
+/* As sif_qcow2_parse, and with plain_ok an unencrypted image (crypt_method
+ * 0, no encryption header pointer) passes too. */
+int sif_qcow2_parse_opts(const uint8_t *buf, size_t len, uint64_t file_size, bool plain_ok, struct sif_qcow2 *q,
+                         struct sif_verdict *v);
 int sif_qcow2_parse(const uint8_t *buf, size_t len, uint64_t file_size, struct sif_qcow2 *q,
                     struct sif_verdict *v);
 

@@ -27,12 +27,17 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: safeimg-inspect [--keyfile FILE | --keydir DIR] [--json] [--unlock-timeout S] IMAGE...\n"
+            "usage: safeimg-inspect [--keyfile FILE | --keydir DIR | --key-command PROG] [--key-format raw|hex]\n"
+            "                       [--policy FILE] [--json] [--unlock-timeout S] IMAGE...\n"
             "Inspects encrypted images (LUKS1, LUKS2) as safeimgfs would and prints each verdict.\n"
             "  --keyfile FILE  the passphrase of every image\n"
-            "  --keydir DIR    the passphrase of IMAGE is DIR/NAME.key (NAME = basename of IMAGE)\n"
+            "  --keydir DIR    the passphrase of IMAGE is DIR/KEY_ID (os_encrypt_key_id in IMAGE.json)\n"
+            "                  or DIR/NAME.key (NAME = basename of IMAGE)\n"
+            "  --key-command PROG  run PROG NAME KEY_ID (no shell); the passphrase is its output\n"
+            "  --key-format hex    the key is a secret whose lowercase hex is the passphrase\n"
             "  --json          one JSON document per image, one per line\n"
             "  --unlock-timeout S  kill a key slot unlock after S seconds (default 60)\n"
+            "  --policy FILE   the policy (safeimgfs.conf(5)); --print-policy shows the one in force\n"
             "  --help          this text; --version  the version\n"
             "Exit status: 0 all accepted, 1 any rejected, 2 usage or I/O error.\n");
 }
@@ -42,13 +47,18 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "keyfile", required_argument, NULL, 'k' },
         { "keydir", required_argument, NULL, 'K' },
+        { "key-command", required_argument, NULL, 'c' },
+        { "key-format", required_argument, NULL, 'f' },
         { "json", no_argument, NULL, 'j' },
         { "unlock-timeout", required_argument, NULL, 't' },
+        { "policy", required_argument, NULL, 'p' },
+        { "print-policy", no_argument, NULL, 'P' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    const char *keyfile = NULL, *keydir = NULL;
+    const char *keyfile = NULL, *keydir = NULL, *key_command = NULL, *key_format = NULL, *policy_file = NULL;
+    bool print_policy = false;
     struct sif_keysrc keys;
     struct sif_policy policy;
     struct sif_inspect_env env = { &policy, &keys };
@@ -66,8 +76,24 @@ int main(int argc, char **argv)
         case 'K':
             keydir = optarg;
             break;
+        case 'c':
+            key_command = optarg;
+            break;
+        case 'f':
+            key_format = optarg;
+            if (strcmp(key_format, "raw") != 0 && strcmp(key_format, "hex") != 0) {
+                fprintf(stderr, "safeimg-inspect: --key-format is raw or hex\n");
+                return 2;
+            }
+            break;
         case 'j':
             json = true;
+            break;
+        case 'p':
+            policy_file = optarg;
+            break;
+        case 'P':
+            print_policy = true;
             break;
         case 't': {
             char *end;
@@ -90,21 +116,45 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind >= argc || (keyfile && keydir)) {
+    if ((optind >= argc && !print_policy) || !!keyfile + !!keydir + !!key_command > 1) {
         usage(stderr);
         return 2;
     }
     if (sif_harden_process() != 0)
         sif_warn("cannot disable core dumps");
     sif_policy_default(&policy);
-    if (unlock_timeout)
-        sif_policy_set_unlock_timeout(&policy, (uint32_t)unlock_timeout);
     err[0] = 0;
-    if (sif_keysrc_open(&keys, keyfile ? SIF_KEYSRC_FILE : keydir ? SIF_KEYSRC_DIR : SIF_KEYSRC_NONE,
-                        keyfile ? keyfile : keydir, err, sizeof(err)) != 0) {
+    if (policy_file && sif_policy_load(&policy, policy_file, err, sizeof(err)) != 0) {
         sif_err("%s", err);
         return 2;
     }
+    /* the command line wins over the file */
+    if (unlock_timeout)
+        sif_policy_set_unlock_timeout(&policy, (uint32_t)unlock_timeout);
+    if (print_policy) {
+        char *text = NULL;
+
+        if (sif_policy_to_json(&policy, &text) != 0) {
+            sif_err("out of memory");
+            return 2;
+        }
+        fputs(text, stdout);
+        free(text);
+        if (optind >= argc)
+            return 0;
+    }
+    err[0] = 0;
+    if (sif_keysrc_open(&keys,
+                        keyfile       ? SIF_KEYSRC_FILE
+                        : keydir      ? SIF_KEYSRC_DIR
+                        : key_command ? SIF_KEYSRC_COMMAND
+                                      : SIF_KEYSRC_NONE,
+                        keyfile ? keyfile : keydir ? keydir : key_command, err, sizeof(err)) != 0) {
+        sif_err("%s", err);
+        return 2;
+    }
+    keys.format = key_format && !strcmp(key_format, "hex") ? SIF_KEY_FORMAT_HEX : SIF_KEY_FORMAT_RAW;
+    keys.timeout_s = policy.key_command_timeout_s;
     if (sif_unlock_init() != 0) {
         sif_err("cannot start the unlock helper");
         return 2;

@@ -5,7 +5,9 @@
  * here replies exactly once on every path.
  *
  * Inodes: 1 the root, 2 ".safeimgfs", 3 ".safeimgfs/status.json", and
- * SIF_INO_FIRST + i for the view of store entry i.
+ * from SIF_STORE_INO_FIRST on, one number per store entry, never reused: a
+ * file that changes gets a new entry, so a new inode, and the old one is
+ * invalidated in the kernel (sif_notify).
  */
 #define FUSE_USE_VERSION 314
 #include "config.h"
@@ -24,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "image.h"
 #include "keys.h"
 #include "log.h"
@@ -35,17 +38,20 @@
 #define SIF_INO_ROOT 1
 #define SIF_INO_META 2
 #define SIF_INO_STATUS 3
-#define SIF_INO_FIRST 16
+#define SIF_INO_FIRST SIF_STORE_INO_FIRST
 #define SIF_META_DIR ".safeimgfs"
 #define SIF_STATUS_FILE "status.json"
 /* Largest READ request accepted: the kernel sends at most 1 MiB. */
 #define SIF_MAX_READ (1u << 20)
-/* Views never change while mounted (0.1 has a static store): let the
- * kernel cache names and attributes for a long time. */
-#define SIF_TIMEOUT 3600.0
+/* How long the kernel may cache names and attributes.  A view never
+ * changes: a changed file becomes a new inode, and the monitor invalidates
+ * the old name and inode explicitly; this only bounds how long a lost
+ * invalidation could matter. */
+#define SIF_TIMEOUT 60.0
 
 struct sif_fs {
     struct sif_store *store;
+    struct fuse_session *se;      /* set once mounted, for invalidations */
     uid_t uid;
     gid_t gid;
     mode_t umask;
@@ -56,11 +62,19 @@ struct sif_opts {
     char *store;
     char *keyfile;
     char *keydir;
+    char *key_command;
+    char *key_format;
+    char *policy;
+    char *audit_log;
     int uid, gid, umask;
     int workers;
     int unlock_timeout;
     int show_version;
+    /* mount options seen (see the /dev/fd/N check in main) */
+    bool seen_ro, seen_nodev, seen_nosuid, seen_default_permissions;
 };
+
+enum { SIF_KEY_RO = 1, SIF_KEY_NODEV, SIF_KEY_NOSUID, SIF_KEY_DEFAULT_PERMISSIONS };
 
 /* --------------------------------------------------------------- helpers */
 
@@ -88,7 +102,7 @@ static void sif_fill_stat(struct sif_fs *fs, fuse_ino_t ino, struct stat *st)
 /* Attributes of a view: its size and the blob's times. */
 static void sif_view_stat(struct sif_fs *fs, const struct sif_entry *e, struct stat *st)
 {
-    sif_fill_stat(fs, SIF_INO_FIRST + e->index, st);
+    sif_fill_stat(fs, e->ino, st);
     st->st_size = (off_t)e->img->size;
     /* What holds data: tools such as cp look for holes only when the
      * blocks say the file is sparse. */
@@ -99,17 +113,38 @@ static void sif_view_stat(struct sif_fs *fs, const struct sif_entry *e, struct s
     st->st_atim = e->img->st.st_atim;
 }
 
-/* The accepted entry behind a view inode, or NULL. */
+/* The accepted, live entry behind a view inode (a reference), or NULL. */
 static struct sif_entry *sif_view(struct sif_fs *fs, fuse_ino_t ino)
 {
     struct sif_entry *e;
 
     if (ino < SIF_INO_FIRST)
         return NULL;
-    e = sif_store_entry(fs->store, ino - SIF_INO_FIRST);
-    if (!e || sif_store_state(fs->store, e) != SIF_ACCEPTED)
-        return NULL;
+    e = sif_store_get(fs->store, ino);
+    if (e && (sif_store_state(fs->store, e) != SIF_ACCEPTED || atomic_load(&e->stale))) {
+        sif_entry_put(e);
+        e = NULL;
+    }
     return e;
+}
+
+/* The store's monitor retired a view or saw a name appear: drop what the
+ * kernel cached.  Runs on the monitor thread, never inside a request. */
+static void sif_notify(void *ctx, uint64_t ino, const char *name)
+{
+    struct sif_fs *fs = ctx;
+    int r;
+
+    if (!fs->se)
+        return;
+    if (ino) {
+        r = fuse_lowlevel_notify_inval_inode(fs->se, ino, 0, 0);
+        if (r && r != -ENOENT)
+            sif_debug("cannot invalidate inode %llu (%s)", (unsigned long long)ino, strerror(-r));
+    }
+    r = fuse_lowlevel_notify_inval_entry(fs->se, SIF_INO_ROOT, name, strlen(name));
+    if (r && r != -ENOENT)
+        sif_debug("cannot invalidate the name of inode %llu (%s)", (unsigned long long)ino, strerror(-r));
 }
 
 /* The kernel's readahead for this mount is raised (root only, best
@@ -191,12 +226,14 @@ static void sif_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
          * verdict is known. */
         struct sif_entry *e = sif_store_find(fs->store, name, true);
 
-        if (!e || sif_store_state(fs->store, e) != SIF_ACCEPTED) {
+        if (!e || sif_store_state(fs->store, e) != SIF_ACCEPTED || atomic_load(&e->stale)) {
+            sif_entry_put(e);
             fuse_reply_err(req, ENOENT);
             return;
         }
-        ep.ino = SIF_INO_FIRST + e->index;
+        ep.ino = e->ino;
         sif_view_stat(fs, e, &ep.attr);
+        sif_entry_put(e);
         fuse_reply_entry(req, &ep);
         return;
     } else {
@@ -226,66 +263,81 @@ static void sif_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
         fuse_reply_attr(req, &st, ino == SIF_INO_STATUS ? 0 : SIF_TIMEOUT);
         return;
     }
-    e = sif_view(fs, ino);
+    /* Through an open handle: the handle's entry, and EIO (as for its
+     * reads) once the file behind it changed. */
+    if (fi && fi->fh && ino >= SIF_INO_FIRST) {
+        e = (struct sif_entry *)(uintptr_t)fi->fh;
+        if (e->ino != ino || sif_entry_fresh(fs->store, e) != 0) {
+            fuse_reply_err(req, EIO);
+            return;
+        }
+        sif_entry_get(e);
+    } else {
+        e = sif_view(fs, ino);
+    }
     if (!e) {
         fuse_reply_err(req, ENOENT);
         return;
     }
     sif_view_stat(fs, e, &st);
+    sif_entry_put(e);
     fuse_reply_attr(req, &st, SIF_TIMEOUT);
+}
+
+struct sif_dirbuf {
+    fuse_req_t req;
+    char *buf;
+    size_t size, used;
+};
+
+static bool sif_dir_add(struct sif_dirbuf *d, const char *name, fuse_ino_t ino, mode_t mode, size_t next)
+{
+    struct stat st;
+    size_t n;
+
+    memset(&st, 0, sizeof(st));
+    st.st_ino = ino;
+    st.st_mode = mode;
+    n = fuse_add_direntry(d->req, d->buf + d->used, d->size - d->used, name, &st, (off_t)next);
+    if (n > d->size - d->used)
+        return false;
+    d->used += n;
+    return true;
+}
+
+static bool sif_dir_add_view(void *ctx, const char *name, uint64_t ino, size_t next)
+{
+    return sif_dir_add(ctx, name, ino, S_IFREG, next + 3);
 }
 
 static void sif_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-    struct sif_fs *fs = sif_fs(req);
-    char *buf;
-    size_t used = 0;
-    size_t count = ino == SIF_INO_ROOT ? 3 + sif_store_count(fs->store) : 3;
+    struct sif_dirbuf d = { req, NULL, size, 0 };
+    bool more = true;
 
     if (ino != SIF_INO_ROOT && ino != SIF_INO_META) {
         fuse_reply_err(req, ENOTDIR);
         return;
     }
-    buf = malloc(size);
-    if (!buf) {
+    d.buf = malloc(size ? size : 1);
+    if (!d.buf) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    /* Offsets: 0 ".", 1 "..", 2 the meta dir or status file, 3+i entry i. */
-    for (size_t i = (size_t)off; i < count; i++) {
-        struct stat st;
-        const char *name;
-        size_t n;
-
-        memset(&st, 0, sizeof(st));
-        if (i == 0) {
-            name = ".";
-            st.st_ino = ino;
-            st.st_mode = S_IFDIR;
-        } else if (i == 1) {
-            name = "..";
-            st.st_ino = SIF_INO_ROOT;
-            st.st_mode = S_IFDIR;
-        } else if (i == 2) {
-            name = ino == SIF_INO_ROOT ? SIF_META_DIR : SIF_STATUS_FILE;
-            st.st_ino = ino == SIF_INO_ROOT ? SIF_INO_META : SIF_INO_STATUS;
-            st.st_mode = ino == SIF_INO_ROOT ? S_IFDIR : S_IFREG;
-        } else {
-            struct sif_entry *e = sif_store_entry(fs->store, i - 3);
-
-            if (!e || sif_store_state(fs->store, e) != SIF_ACCEPTED)
-                continue;
-            name = e->name;
-            st.st_ino = SIF_INO_FIRST + e->index;
-            st.st_mode = S_IFREG;
-        }
-        n = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)(i + 1));
-        if (n > size - used)
-            break;
-        used += n;
-    }
-    fuse_reply_buf(req, buf, used);
-    free(buf);
+    /* Offsets: 0 ".", 1 "..", 2 the meta dir or status file, 3 + i the
+     * store's position i in name order (names may come and go between
+     * calls, as in any directory that changes). */
+    if (off < 1)
+        more = sif_dir_add(&d, ".", ino, S_IFDIR, 1);
+    if (more && off < 2)
+        more = sif_dir_add(&d, "..", SIF_INO_ROOT, S_IFDIR, 2);
+    if (more && off < 3)
+        more = ino == SIF_INO_ROOT ? sif_dir_add(&d, SIF_META_DIR, SIF_INO_META, S_IFDIR, 3)
+                                   : sif_dir_add(&d, SIF_STATUS_FILE, SIF_INO_STATUS, S_IFREG, 3);
+    if (more && ino == SIF_INO_ROOT)
+        sif_store_each(sif_fs(req)->store, off > 3 ? (size_t)off - 3 : 0, sif_dir_add_view, &d);
+    fuse_reply_buf(req, d.buf, d.used);
+    free(d.buf);
 }
 
 /* Snapshot of status.json taken at open time, so a reader sees one
@@ -336,18 +388,23 @@ static void sif_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         fuse_reply_err(req, ENOENT);
         return;
     }
-    /* The read path uses the handle's entry: no lookup, no lock. */
+    /* The read path uses the handle's entry (the handle holds a
+     * reference): no lookup, no lock. */
     fi->fh = (uint64_t)(uintptr_t)e;
-    /* A view is immutable while mounted: readers share the page cache. */
+    /* A view (an inode) never changes: readers share the page cache; a
+     * changed file is a new inode and the old one's cache is dropped. */
     fi->keep_cache = 1;
     fi->noflush = 1;
-    fuse_reply_open(req, fi);
+    if (fuse_reply_open(req, fi) != 0)
+        sif_entry_put(e);   /* the opener is gone: no RELEASE will come */
 }
 
 static void sif_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     if (ino == SIF_INO_STATUS && fi->fh)
         sif_status_put((struct sif_status_fh *)(uintptr_t)fi->fh);
+    else if (ino >= SIF_INO_FIRST && fi->fh)
+        sif_entry_put((struct sif_entry *)(uintptr_t)fi->fh);
     fuse_reply_err(req, 0);
 }
 
@@ -408,6 +465,12 @@ static void sif_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, 
         return;
     }
     n = sif_image_pread(e->img, buf, size, (uint64_t)off);
+    /* After the read: the bytes came from the file that was inspected,
+     * unless it changed (then they are dropped, and the view retired). */
+    if (sif_entry_fresh(sif_fs(req)->store, e) != 0) {
+        fuse_reply_err(req, EIO);
+        return;
+    }
     if (n < 0) {
         sif_err("%s: read of %zu bytes at %lld failed (%s)", e->display, size, (long long)off, strerror((int)-n));
         fuse_reply_err(req, EIO);
@@ -444,6 +507,10 @@ static void sif_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, 
     }
     /* Holes are reported only where the content provably reads as zeros
      * (qcow2 unallocated or zero clusters); raw LUKS is all data. */
+    if (sif_entry_fresh(sif_fs(req)->store, (struct sif_entry *)(uintptr_t)fi->fh) != 0) {
+        fuse_reply_err(req, EIO);
+        return;
+    }
     r = sif_image_seek(((struct sif_entry *)(uintptr_t)fi->fh)->img, (uint64_t)off, whence, &out);
     if (r)
         fuse_reply_err(req, -r);
@@ -565,8 +632,28 @@ static const struct fuse_opt sif_opt_spec[] = {
     SIF_OPT("umask=%o", umask),
     SIF_OPT("workers=%d", workers),
     SIF_OPT("unlock_timeout=%d", unlock_timeout),
+    SIF_OPT("audit_log=%s", audit_log),
+    SIF_OPT("policy=%s", policy),
+    SIF_OPT("key_command=%s", key_command),
+    SIF_OPT("key_format=%s", key_format),
     SIF_OPT("--version", show_version),
     SIF_OPT("-V", show_version),
+    /* Kept for the mount, and noted: a mount made by mount.fuse3 itself
+     * (drop_privileges) has only the options it was given. */
+    FUSE_OPT_KEY("ro", SIF_KEY_RO),
+    FUSE_OPT_KEY("nodev", SIF_KEY_NODEV),
+    FUSE_OPT_KEY("nosuid", SIF_KEY_NOSUID),
+    FUSE_OPT_KEY("default_permissions", SIF_KEY_DEFAULT_PERMISSIONS),
+    /* Generic options fstab lines carry that mean nothing here (the mount
+     * is always noatime and read-only); libfuse would refuse them. */
+    FUSE_OPT_KEY("relatime", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("strictatime", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("nodiratime", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("lazytime", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("iversion", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("nosymfollow", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("mand", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("silent", FUSE_OPT_KEY_DISCARD),
     FUSE_OPT_END
 };
 
@@ -578,6 +665,22 @@ static int sif_opt_proc(void *data, const char *arg, int key, struct fuse_args *
         o->store = strdup(arg);
         return 0;
     }
+    switch (key) {
+    case SIF_KEY_RO:
+        o->seen_ro = true;
+        break;
+    case SIF_KEY_NODEV:
+        o->seen_nodev = true;
+        break;
+    case SIF_KEY_NOSUID:
+        o->seen_nosuid = true;
+        break;
+    case SIF_KEY_DEFAULT_PERMISSIONS:
+        o->seen_default_permissions = true;
+        break;
+    default:
+        break;
+    }
     return 1;
 }
 
@@ -587,11 +690,17 @@ static void sif_usage(const char *prog)
            "Serves a read-only plaintext view of every encrypted image in STORE that passes inspection.\n\n"
            "safeimgfs options:\n"
            "    -o keyfile=FILE        passphrase of every image\n"
-           "    -o keydir=DIR          passphrase of NAME is DIR/NAME.key\n"
+           "    -o keydir=DIR          passphrase of NAME is DIR/KEY_ID (os_encrypt_key_id in NAME.json)\n"
+           "                           or DIR/NAME.key\n"
+           "    -o key_command=PROG    run PROG NAME KEY_ID (no shell); the passphrase is its output\n"
+           "    -o key_format=hex      the key is a secret whose lowercase hex is the passphrase\n"
+           "                           (os-brick's convention; the legacy form is tried too)\n"
            "    -o uid=N,gid=N         owner of the views (default: the mounting user)\n"
            "    -o umask=M             octal mask of the views' modes (default 0227: files 0440)\n"
            "    -o workers=N           inspection threads (default 2)\n"
            "    -o unlock_timeout=S    kill a key slot unlock after S seconds (default 60)\n"
+           "    -o audit_log=FILE      append one JSON line per verdict and store change\n"
+           "    -o policy=FILE         what inspection accepts (safeimgfs.conf(5))\n"
            "    -f                     stay in the foreground (verdicts on stderr)\n"
            "    -d                     debug output (implies -f)\n"
            "    -V, --version          print the version\n\n"
@@ -626,8 +735,9 @@ int main(int argc, char **argv)
     struct sif_policy policy;
     struct sif_inspect_env env = { &policy, &keys };
     struct sif_fs fs = { 0 };
+    struct sif_audit *audit = NULL;
     char err[256] = "", fsname[PATH_MAX + 32];
-    int ret = 1;
+    int ret = 1, r;
 
     memset(&cl, 0, sizeof(cl));
     sif_log_init("safeimgfs", false);
@@ -651,13 +761,29 @@ int main(int argc, char **argv)
         ret = 2;
         goto out;
     }
+    /* mount.fuse3's drop_privileges mounts by itself and hands over the
+     * descriptor as /dev/fd/N: the options forced below never reach that
+     * mount, so it must have been given them. */
+    if (!strncmp(cl.mountpoint, "/dev/fd/", 8) &&
+        !(o.seen_ro && o.seen_nodev && o.seen_nosuid && o.seen_default_permissions)) {
+        sif_err("mounted through %s (mount.fuse3 drop_privileges): the mount options must include "
+                "ro,nodev,nosuid,default_permissions, or every user could read the views",
+                cl.mountpoint);
+        ret = 2;
+        goto out;
+    }
     /* The daemon changes to / when it detaches: keep absolute paths. */
     if (sif_make_absolute(&o.store, "store") != 0 || (o.keyfile && sif_make_absolute(&o.keyfile, "key file") != 0)) {
         ret = 2;
         goto out;
     }
-    if (o.keyfile && o.keydir) {
-        sif_err("keyfile= and keydir= are mutually exclusive");
+    if (!!o.keyfile + !!o.keydir + !!o.key_command > 1) {
+        sif_err("keyfile=, keydir= and key_command= are mutually exclusive");
+        ret = 2;
+        goto out;
+    }
+    if (o.key_format && strcmp(o.key_format, "raw") != 0 && strcmp(o.key_format, "hex") != 0) {
+        sif_err("key_format=%s: it is raw or hex", o.key_format);
         ret = 2;
         goto out;
     }
@@ -680,6 +806,12 @@ int main(int argc, char **argv)
     if (sif_harden_process() != 0)
         sif_warn("cannot disable core dumps");
     sif_policy_default(&policy);
+    if (o.policy && sif_policy_load(&policy, o.policy, err, sizeof(err)) != 0) {
+        sif_err("policy=%s", err);
+        ret = 2;
+        goto out;
+    }
+    /* the mount option wins over the file */
     if (o.unlock_timeout) {
         if (o.unlock_timeout < 1 || o.unlock_timeout > 3600) {
             sif_err("unlock_timeout=%d is outside 1..3600", o.unlock_timeout);
@@ -688,14 +820,28 @@ int main(int argc, char **argv)
         }
         sif_policy_set_unlock_timeout(&policy, (uint32_t)o.unlock_timeout);
     }
-    if (sif_keysrc_open(&keys, o.keyfile ? SIF_KEYSRC_FILE : o.keydir ? SIF_KEYSRC_DIR : SIF_KEYSRC_NONE,
-                        o.keyfile ? o.keyfile : o.keydir, err, sizeof(err)) != 0) {
+    if (sif_keysrc_open(&keys,
+                        o.keyfile       ? SIF_KEYSRC_FILE
+                        : o.keydir      ? SIF_KEYSRC_DIR
+                        : o.key_command ? SIF_KEYSRC_COMMAND
+                                        : SIF_KEYSRC_NONE,
+                        o.keyfile ? o.keyfile : o.keydir ? o.keydir : o.key_command, err, sizeof(err)) != 0) {
         sif_err("%s", err);
+        ret = 2;
         goto out;
     }
+    keys.format = o.key_format && !strcmp(o.key_format, "hex") ? SIF_KEY_FORMAT_HEX : SIF_KEY_FORMAT_RAW;
+    keys.timeout_s = policy.key_command_timeout_s;
+    if (o.audit_log) {
+        r = sif_audit_open(o.audit_log, &audit);
+        if (r) {
+            sif_err("audit_log=%s: cannot open it for appending (%s)", o.audit_log, strerror(-r));
+            goto out;
+        }
+    }
     if (keys.kind == SIF_KEYSRC_NONE)
-        sif_warn("no keyfile= or keydir=: every encrypted image will be rejected (key.missing)");
-    int r = sif_store_open(o.store, &env, &fs.store);
+        sif_warn("no keyfile=, keydir= or key_command=: every encrypted image will be rejected (key.missing)");
+    r = sif_store_open(o.store, &env, &fs.store);
     if (r) {
         sif_err("cannot open store %s (%s)", o.store, strerror(-r));
         goto out;
@@ -729,12 +875,16 @@ int main(int argc, char **argv)
     if (r)
         sif_warn("memory stays unlocked (%s): cipher key schedules could reach swap; "
                  "run as root or with an unlimited RLIMIT_MEMLOCK", strerror(-r));
-    r = sif_store_start(fs.store, (unsigned)o.workers);
+    sif_store_set_notify(fs.store, sif_notify, &fs);
+    sif_store_set_audit(fs.store, audit);
+    fs.se = se;
+    r = sif_store_start(fs.store, (unsigned)o.workers, true);
     if (r) {
         sif_err("cannot start inspection workers (%s)", strerror(-r));
         goto out_unmount;
     }
     sif_info("serving %s on %s (%zu candidates)", o.store, cl.mountpoint, sif_store_count(fs.store));
+    sif_audit_event(audit, "mount", NULL, 0, NULL, NULL, -1, o.store);
 
     lc = fuse_loop_cfg_create();
     if (!lc)
@@ -751,6 +901,7 @@ int main(int argc, char **argv)
     ret = r == 0 || r == SIGTERM || r == SIGINT || r == SIGHUP ? 0 : 1;
     fuse_loop_cfg_destroy(lc);
     sif_info("unmounting %s", cl.mountpoint);
+    sif_audit_event(audit, "unmount", NULL, 0, NULL, NULL, -1, o.store);
 
 out_unmount:
     /* Abandon in-flight inspections: stop the store first so that their
@@ -765,11 +916,16 @@ out_session:
     fuse_session_destroy(se);
 out:
     sif_store_free(fs.store);
+    sif_audit_close(audit);
     sif_keysrc_close(&keys);
     free(cl.mountpoint);
     free(o.store);
     free(o.keyfile);
     free(o.keydir);
+    free(o.key_command);
+    free(o.key_format);
+    free(o.policy);
+    free(o.audit_log);
     fuse_opt_free_args(&args);
     return ret;
 }

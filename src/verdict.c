@@ -47,6 +47,12 @@ void sif_accept(struct sif_verdict *v, const char *check, const char *fmt, ...)
     va_end(ap);
 }
 
+void sif_verdict_ran(struct sif_verdict *v, const char *stage)
+{
+    if (v->n_ran < SIF_VERDICT_RAN)
+        sif_copy(v->ran[v->n_ran++], SIF_CHECK_LEN, stage);
+}
+
 const char *sif_state_name(enum sif_state s)
 {
     switch (s) {
@@ -121,6 +127,15 @@ struct json_object *sif_verdict_json(const char *name, const struct sif_verdict 
     json_object_object_add(probes, "inner", v->inner_inspected ? sif_matches_json(v->inner_hits, v->n_inner) : NULL);
     json_object_object_add(o, "probes", probes);
     json_object_object_add(o, "inner_inspected", json_object_new_boolean(v->inner_inspected));
+    json_object_object_add(o, "key_source", sif_json_str_or_null(v->key_source));
+    json_object_object_add(o, "key_form", sif_json_str_or_null(v->key_form));
+    {
+        struct json_object *ran = json_object_new_array();
+
+        for (int i = 0; i < v->n_ran; i++)
+            json_object_array_add(ran, json_object_new_string(v->ran[i]));
+        json_object_object_add(o, "stages", ran);
+    }
     return o;
 }
 

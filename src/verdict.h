@@ -35,6 +35,8 @@ struct sif_verdict_match {
 
 /* One key slot as the header describes it (no secret in here). */
 #define SIF_VERDICT_SLOTS 32
+/* Inspection stages recorded per verdict. */
+#define SIF_VERDICT_RAN 16
 
 struct sif_verdict_slot {
     uint8_t id;
@@ -62,12 +64,26 @@ struct sif_verdict {
     int nslots;
     struct sif_verdict_slot slots[SIF_VERDICT_SLOTS];
 
+    /* where the passphrase came from ("keydir:id", "command", ...) and
+     * which form of it opened the volume ("raw", "hex", "hex-legacy") */
+    char key_source[16];
+    char key_form[12];
+
     /* What the probes found in the outer file and in the plaintext. */
     bool inner_inspected;
     int n_outer, n_inner;
     struct sif_verdict_match outer_hits[SIF_VERDICT_MATCHES];
     struct sif_verdict_match inner_hits[SIF_VERDICT_MATCHES];
+
+    /* The stages that ran, in order (for the audit log): each names the
+     * check ids it may give ("outer.multiple", "luks" for the format's own
+     * header, key and unlock checks, "inner", ...). */
+    int n_ran;
+    char ran[SIF_VERDICT_RAN][SIF_CHECK_LEN];
 };
+
+/* Records that a stage ran (silently ignored past SIF_VERDICT_RAN). */
+void sif_verdict_ran(struct sif_verdict *v, const char *stage);
 
 void sif_verdict_init(struct sif_verdict *v);
 

@@ -14,7 +14,7 @@
 #     the slow image) wait and find the views; while the slow image's lookup
 #     waits, a lookup of another name and readdir of the root should not wait
 #     (a warning, fatal with SAFEIMGFS_TEST_STRICT=1);
-#   - status.json: version 1, every entry has the documented fields; accepted,
+#   - status.json: version 2, every entry has the documented fields; accepted,
 #     check inner.raw, outer/inner format, size;
 #   - every view is a regular file, mode 0440, size = plaintext size, and its
 #     sha256 equals the plaintext's (also with all views read concurrently);
@@ -169,12 +169,18 @@ try:
 except ValueError as e:
     print("not strict UTF-8 JSON: %s" % e)
     sys.exit(1)
-if doc.get("version") != 1:
+if doc.get("version") != 2:
     errs.append("version is %r" % doc.get("version"))
+for f in ("started_at", "inspections", "changes", "pending", "accepted", "rejected", "watching"):
+    if f not in doc:
+        errs.append("no top-level field %s" % f)
+if doc.get("watching") is not True:
+    errs.append("the store is not watched")
 if not isinstance(doc.get("images"), list):
     errs.append("images is not a list")
 for im in doc.get("images") or []:
-    for f in ("name", "state", "check", "reason", "outer_format", "inner_format", "size"):
+    for f in ("name", "state", "check", "reason", "outer_format", "inner_format", "size",
+              "generation", "inspected_at", "inspect_ms", "file"):
         if f not in im:
             errs.append("%s: no field %s" % (im.get("name"), f))
     if im.get("state") not in ("pending", "accepted", "rejected"):
@@ -183,6 +189,11 @@ for im in doc.get("images") or []:
         errs.append("%s: check %r" % (im.get("name"), im.get("check")))
     if im.get("size") is not None and not isinstance(im.get("size"), int):
         errs.append("%s: size %r" % (im.get("name"), im.get("size")))
+    if im.get("generation") != 1:
+        errs.append("%s: generation %r" % (im.get("name"), im.get("generation")))
+    if im.get("state") != "pending" and not (isinstance(im.get("inspect_ms"), int) and
+                                            str(im.get("inspected_at", "")).endswith("Z")):
+        errs.append("%s: inspected_at %r inspect_ms %r" % (im.get("name"), im.get("inspected_at"), im.get("inspect_ms")))
 names = [im.get("name") for im in doc.get("images") or []]
 if len(names) != len(set(names)):
     errs.append("duplicate names")

@@ -421,3 +421,229 @@ SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/safeimgfs-test.XXXXXX") || {
 }
 trap _cleanup EXIT
 trap 'exit 1' INT TERM HUP
+
+# ---- store-change helpers (H3) ----------------------------------------------
+# For tests of a store that changes under a live mount (integ-store.sh) and of
+# access control (integ-access.sh): exit hooks that run before _cleanup,
+# readers that hold a view open across a change, status.json queries for the
+# top-level fields, and running commands as another user.
+
+_H3_EXIT_HOOKS=()
+_H3_HOLDERS=()   # "PID:STARTTIME|dir" of every hold_view reader
+
+# at_exit CMD: eval CMD when the test exits, in the order registered, before
+# _cleanup unmounts and removes $SCRATCH; the test's exit status is kept.
+# (_cleanup is still what the trap ends with, and it resets the traps.)
+at_exit() {
+    _H3_EXIT_HOOKS+=("$1")
+    trap _h3_exit EXIT
+}
+
+_h3_exit() {
+    local rc=$? h
+    for h in "${_H3_EXIT_HOOKS[@]}"; do
+        eval "$h" || echo "$TEST_NAME: exit hook failed: $h" >&2
+    done
+    (exit "$rc")
+    _cleanup
+}
+
+# status_top MNT FIELD: print a top-level field of status.json (strings raw,
+# null as "null"); "<missing field>" when absent.
+status_top() {
+    "$PYTHON" - "$1/.safeimgfs/status.json" "$2" <<EOF
+import json, sys
+doc = $_STATUS_LOAD
+v = doc.get(sys.argv[2], "<missing field>")
+print("null" if v is None else v)
+EOF
+}
+
+# status_names MNT: the names in status.json, one a line, sorted (C locale).
+status_names() {
+    "$PYTHON" - "$1/.safeimgfs/status.json" <<EOF
+import json, sys
+doc = $_STATUS_LOAD
+print("\n".join(sorted((im["name"] for im in doc["images"]), key=lambda s: s.encode())))
+EOF
+}
+
+# listed_names MNT: readdir of MNT without .safeimgfs, one a line, sorted.
+listed_names() {
+    "$PYTHON" - "$1" <<'EOF'
+import os, sys
+print("\n".join(sorted((n for n in os.listdir(sys.argv[1]) if n != ".safeimgfs"),
+                       key=lambda s: s.encode("utf-8", "surrogateescape"))))
+EOF
+}
+
+# status_responsive MNT: status.json can be read and parsed within 10 s (a
+# daemon that deadlocked would make every later check hang instead of fail).
+status_responsive() {
+    timeout -k 2 10 "$PYTHON" -c "import json,sys; $_STATUS_LOAD" \
+        "$1/.safeimgfs/status.json" 2>/dev/null ||
+        fail "status.json of $1 not readable within 10 s: is the daemon stuck?"
+}
+
+# mount_superopts MNT: the super options of the mount on MNT (the last field
+# of its /proc/self/mountinfo line; the newest mount if several are stacked).
+mount_superopts() {
+    "$PYTHON" - "$1" <<'EOF'
+import os, re, sys
+want = os.path.realpath(sys.argv[1])
+unesc = lambda s: re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), s)
+found = None
+for line in open("/proc/self/mountinfo"):
+    pre, _, post = line.rstrip("\n").partition(" - ")
+    f = pre.split(" ")
+    if len(f) >= 5 and unesc(f[4]) == want:
+        found = post.split(" ")[-1]
+print(found or "")
+sys.exit(0 if found else 1)
+EOF
+}
+
+# hold_view TAG VIEW PLAIN: start a background reader that opens VIEW, checks
+# that all of it reads as PLAIN, then keeps reading pieces of it (each compared
+# with PLAIN at that offset) until a read fails. Returns once the view is open
+# and checked (fails the test if that does not happen within 20 s). Then:
+#   hold_changing TAG   tell it the blob is about to change: from now on EIO
+#                       is the expected outcome, and it must come within 20 s;
+#   hold_result TAG     wait for it, set HOLD_REPORT to its report; status 0
+#                       if EIO came after hold_changing and no read ever
+#                       returned bytes other than PLAIN's (call it in the
+#                       test's own shell, not in $(...): it waits for a job).
+# Short reads are allowed (a prefix of PLAIN's bytes at that offset); a read
+# error before hold_changing, any errno but EIO, or no error within the
+# deadline is a failure.
+hold_view() {
+    local dir="$SCRATCH/hold.$1"
+    mkdir -p "$dir" || fail "cannot make $dir"
+    rm -f "$dir/ready" "$dir/changing"
+    [ ${#_H3_HOLDERS[@]} -gt 0 ] || at_exit _h3_stop_holders
+    "$PYTHON" - "$2" "$3" "$dir" >"$dir/report" 2>&1 <<'EOF' &
+import errno, os, random, sys, time
+view, plain, d = sys.argv[1:4]
+ref = open(plain, "rb").read()
+size = len(ref)
+DEADLINE_S = 20        # after hold_changing, as the tests' other polls
+CAP_S = 600            # the whole life of the reader, change or not
+def out(code, msg):
+    print(msg)
+    sys.stdout.flush()
+    os._exit(code)
+def name(e):
+    return errno.errorcode.get(e.errno, str(e.errno))
+t0 = time.monotonic()
+try:
+    fd = os.open(view, os.O_RDONLY)
+    got = b""
+    while len(got) < size:
+        b = os.pread(fd, 1 << 20, len(got))
+        if not b:
+            break
+        got += b
+except OSError as e:
+    out(4, "cannot open or read %s before the change: %s" % (view, name(e)))
+if got != ref:
+    out(3, "%s does not read as its plaintext before the change (%d bytes read, %d expected)" %
+        (view, len(got), size))
+open(os.path.join(d, "ready"), "w").close()
+rnd = random.Random(size)
+reads = short = 0
+changing_at = None
+while True:
+    if changing_at is None and os.path.exists(os.path.join(d, "changing")):
+        changing_at = time.monotonic()
+    now = time.monotonic()
+    if changing_at is not None and now - changing_at > DEADLINE_S:
+        out(2, "no EIO within %d s of the change: %d reads (%d short) all returned the original plaintext" %
+            (DEADLINE_S, reads, short))
+    if now - t0 > CAP_S:
+        out(7, "the change never came (reader gave up after %d s)" % CAP_S)
+    off = rnd.randrange(0, size)
+    ln = rnd.choice([1, 511, 4096, 65536, 131072, 1 << 20])
+    try:
+        b = os.pread(fd, ln, off)
+    except OSError as e:
+        if changing_at is None:
+            out(5, "read failed with %s before the change (after %d reads)" % (name(e), reads))
+        if e.errno != errno.EIO:
+            out(6, "read failed with %s instead of EIO after the change (after %d reads)" % (name(e), reads))
+        out(0, "EIO %.3f s after the change; %d earlier reads (%d short) all returned original plaintext" %
+            (time.monotonic() - changing_at, reads, short))
+    reads += 1
+    if b != ref[off:off + len(b)]:
+        out(3, "pread(off=%d, len=%d) returned %d bytes that are NOT the original plaintext at that offset%s" %
+            (off, ln, len(b), "" if changing_at is None else " (after the change)"))
+    if len(b) < min(ln, size - off):
+        short += 1
+    time.sleep(0.002)
+EOF
+    local id
+    id=$(_ident $!) || id="$!:gone"
+    _H3_HOLDERS+=("$id|$dir")
+    poll_until 20 _h3_holder_ready "$dir" "$id" ||
+        fail "reader of $2 not ready within 20 s: $(cat "$dir/report")"
+    [ -e "$dir/ready" ] || fail "reader of $2 failed before the change: $(cat "$dir/report")"
+}
+
+_h3_holder_ready() {   # DIR ID: ready, or dead (stop polling)
+    [ -e "$1/ready" ] || _dead "$2"
+}
+
+_h3_holder_id() {   # TAG: print the holder's ident
+    local rec
+    for rec in "${_H3_HOLDERS[@]}"; do
+        [ "${rec#*|}" = "$SCRATCH/hold.$1" ] && echo "${rec%%|*}"
+    done
+}
+
+hold_changing() {
+    : >"$SCRATCH/hold.$1/changing" || fail "cannot signal reader $1"
+}
+
+hold_result() {   # TAG: sets HOLD_REPORT; call it in the test's own shell
+    local id rc
+    id=$(_h3_holder_id "$1")
+    [ -n "$id" ] || fail "no reader called $1"
+    poll_until 40 _dead "$id" || fail "reader $1 still running 40 s after the change"
+    wait "${id%%:*}"
+    rc=$?
+    HOLD_REPORT=$(cat "$SCRATCH/hold.$1/report")
+    return $rc
+}
+
+_h3_stop_holders() {
+    local rec id
+    for rec in "${_H3_HOLDERS[@]}"; do
+        id=${rec%%|*}
+        _kill KILL "$id"
+        wait "${id%%:*}" 2>/dev/null
+    done
+    return 0
+}
+
+# run_as USER CMD...: run CMD as USER (real and effective uid and gid, and
+# USER's supplementary groups), from /, killed after 60 s.
+run_as() {
+    local u=$1 uid gid
+    shift
+    uid=$(id -u "$u") && gid=$(id -g "$u") || fail "no user $u"
+    (cd / && exec timeout -k 5 60 setpriv --reuid="$uid" --regid="$gid" --init-groups -- "$@")
+}
+
+# errno_as USER PYTHON-EXPR [ARG...]: errno_of, run as USER.
+errno_as() {
+    local u=$1
+    shift
+    run_as "$u" "$PYTHON" - "$@" <<'EOF'
+import errno, os, sys
+a = sys.argv[2:]
+try:
+    eval(sys.argv[1])
+    print("OK")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e.errno)))
+EOF
+}

@@ -108,17 +108,26 @@ static void test_listing(void **state)
     assert_non_null(s);
     assert_int_equal(sif_store_count(s), sizeof(want) / sizeof(want[0]));
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-        struct sif_entry *en = sif_store_entry(s, i);
+        struct sif_entry *en = sif_store_entry(s, i), *f;
 
         assert_non_null(en);
         assert_string_equal(en->name, want[i]);
-        assert_int_equal(en->index, i);
         assert_int_equal(en->verdict.state, SIF_PENDING);
         assert_string_equal(en->verdict.check, "");
+        assert_int_equal(en->generation, 1);
+        assert_true(en->ino >= SIF_STORE_INO_FIRST);
         assert_null(en->img);
         assert_int_equal(sif_store_state(s, en), SIF_PENDING);
-        assert_ptr_equal(sif_store_find(s, want[i], false), en);
+        f = sif_store_find(s, want[i], false);
+        assert_ptr_equal(f, en);
+        sif_entry_put(f);
+        f = sif_store_get(s, en->ino);
+        assert_ptr_equal(f, en);
+        sif_entry_put(f);
+        sif_entry_put(en);
     }
+    assert_null(sif_store_get(s, 0));
+    assert_null(sif_store_get(s, SIF_STORE_INO_FIRST + 1000));
     assert_null(sif_store_entry(s, sizeof(want) / sizeof(want[0])));
     assert_null(sif_store_entry(s, (size_t)-1));
     for (size_t i = 0; i < sizeof(not_listed) / sizeof(not_listed[0]); i++)
