@@ -222,6 +222,28 @@ static void parse(const uint8_t *buf, size_t len, uint64_t file_size, const uint
     crypt_header(&q, buf, len < file_size ? len : (size_t)file_size);
 }
 
+/* With unencrypted images allowed (policy "serve"): the same contract, and
+ * whatever passes only because of it has no encryption header at all. */
+static void parse_plain(const uint8_t *buf, size_t len, uint64_t file_size)
+{
+    struct sif_qcow2 q;
+    struct sif_verdict v;
+    int r;
+
+    sif_verdict_init(&v);
+    r = sif_qcow2_parse_opts(buf, len, file_size, true, &q, &v);
+    if (r) {
+        FUZZ_CHECK(r == -EINVAL || r == -EPERM);
+        fuzz_rejected_ok(r, &v, "qcow2.");
+        FUZZ_CHECK(strcmp(v.check, "qcow2.unencrypted") != 0);
+        return;
+    }
+    FUZZ_CHECK(v.state == SIF_PENDING);
+    parsed_ok(&q, file_size);
+    if (q.crypt_method == 0)
+        FUZZ_CHECK(q.crypt_length == 0 && q.crypt_offset == 0);
+}
+
 /* End of the table [off, off + len), saturating. */
 static uint64_t table_end(uint64_t off, uint64_t len)
 {
@@ -277,6 +299,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size)
         memcpy(copy, data, size);
     parse(copy, size, size, data, size, true);
+    parse_plain(copy, size, size);
     free(copy);
 
     /* 2: the input at the start of a file with room for its tables. */
@@ -289,6 +312,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(pad != NULL);
         memcpy(pad, data, size);
         parse(pad, len, fs, data, size, false);
+        parse_plain(pad, len, fs);
         memset(pad, 0, size);
     }
     return 0;

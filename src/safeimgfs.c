@@ -14,6 +14,8 @@
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
+#include <grp.h>
+#include <pwd.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -66,7 +68,8 @@ struct sif_opts {
     char *key_format;
     char *policy;
     char *audit_log;
-    int uid, gid, umask;
+    char *uid, *gid;             /* a number or a user/group name */
+    int umask;
     int workers;
     int unlock_timeout;
     int show_version;
@@ -627,8 +630,8 @@ static const struct fuse_lowlevel_ops sif_ops = {
 static const struct fuse_opt sif_opt_spec[] = {
     SIF_OPT("keyfile=%s", keyfile),
     SIF_OPT("keydir=%s", keydir),
-    SIF_OPT("uid=%d", uid),
-    SIF_OPT("gid=%d", gid),
+    SIF_OPT("uid=%s", uid),
+    SIF_OPT("gid=%s", gid),
     SIF_OPT("umask=%o", umask),
     SIF_OPT("workers=%d", workers),
     SIF_OPT("unlock_timeout=%d", unlock_timeout),
@@ -695,7 +698,8 @@ static void sif_usage(const char *prog)
            "    -o key_command=PROG    run PROG NAME KEY_ID (no shell); the passphrase is its output\n"
            "    -o key_format=hex      the key is a secret whose lowercase hex is the passphrase\n"
            "                           (os-brick's convention; the legacy form is tried too)\n"
-           "    -o uid=N,gid=N         owner of the views (default: the mounting user)\n"
+           "    -o uid=U,gid=G         owner and group of the views, numbers or names\n"
+           "                           (default: the mounting user and group)\n"
            "    -o umask=M             octal mask of the views' modes (default 0227: files 0440)\n"
            "    -o workers=N           inspection threads (default 2)\n"
            "    -o unlock_timeout=S    kill a key slot unlock after S seconds (default 60)\n"
@@ -706,6 +710,38 @@ static void sif_usage(const char *prog)
            "    -V, --version          print the version\n\n"
            "Verdicts: MOUNTPOINT/.safeimgfs/status.json\n",
            prog);
+}
+
+/* A uid or gid given as a number or a name (a hypervisor's group, say).
+ * 0 or -EINVAL (logged). */
+static int sif_parse_id(const char *s, bool group, unsigned *out)
+{
+    char *end;
+    unsigned long n;
+
+    errno = 0;
+    n = strtoul(s, &end, 10);
+    if (*s >= '0' && *s <= '9' && !*end && !errno && n < UINT32_MAX) {
+        *out = (unsigned)n;
+        return 0;
+    }
+    if (group) {
+        struct group *g = getgrnam(s);
+
+        if (g) {
+            *out = g->gr_gid;
+            return 0;
+        }
+    } else {
+        struct passwd *pw = getpwnam(s);
+
+        if (pw) {
+            *out = pw->pw_uid;
+            return 0;
+        }
+    }
+    sif_err("%s=%s: no such %s", group ? "gid" : "uid", s, group ? "group" : "user");
+    return -EINVAL;
 }
 
 /* Replaces *path by its absolute, resolved form.  0 or -errno (logged). */
@@ -730,7 +766,7 @@ int main(int argc, char **argv)
     struct fuse_cmdline_opts cl;
     struct fuse_loop_config *lc = NULL;
     struct fuse_session *se = NULL;
-    struct sif_opts o = { .uid = -1, .gid = -1, .umask = -1, .workers = 2 };
+    struct sif_opts o = { .umask = -1, .workers = 2 };
     struct sif_keysrc keys = { .dirfd = -1 };
     struct sif_policy policy;
     struct sif_inspect_env env = { &policy, &keys };
@@ -797,8 +833,12 @@ int main(int argc, char **argv)
         ret = 2;
         goto out;
     }
-    fs.uid = o.uid >= 0 ? (uid_t)o.uid : getuid();
-    fs.gid = o.gid >= 0 ? (gid_t)o.gid : getgid();
+    fs.uid = getuid();
+    fs.gid = getgid();
+    if ((o.uid && sif_parse_id(o.uid, false, &fs.uid) != 0) || (o.gid && sif_parse_id(o.gid, true, &fs.gid) != 0)) {
+        ret = 2;
+        goto out;
+    }
     /* Views are never writable, whatever the mask says. */
     fs.umask = (mode_t)(o.umask >= 0 ? o.umask : 0227) | 0222;
     fs.mount_time = time(NULL);
@@ -926,6 +966,8 @@ out:
     free(o.key_format);
     free(o.policy);
     free(o.audit_log);
+    free(o.uid);
+    free(o.gid);
     fuse_opt_free_args(&args);
     return ret;
 }

@@ -11,7 +11,7 @@
 #   B. allow_other,uid=O,gid=G,umask=0227: view and status.json 0440 O:G,
 #      directories 0550 O:G; O, M and P read the view (content = plaintext)
 #      and status.json; N gets EACCES (it cannot search the root);
-#   C. allow_other,gid=G,umask=0226: directories 0551, so N can stat the view
+#   C. allow_other,gid=G (by name),umask=0226: directories 0551, so N can stat the view
 #      and status.json but gets EACCES on opening them (the kernel enforces
 #      the files' own mode); M reads them;
 #   D. allow_other,umask=0222: view and status.json 0444, directories 0555,
@@ -20,6 +20,7 @@
 # options (and allow_other exactly when given); opening the view or
 # status.json for writing, and creating a file, fail with EROFS or EACCES for
 # root and every test user; the daemon exits 0 after fusermount3 -u.
+#   E. uid=/gid= naming no user or group (or not a number): exit 2, no mount.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -182,7 +183,7 @@ note "B: owner and group read, others cannot"
 
 # ---- C. allow_other, group, umask 0226: the files' own mode decides -----------------
 
-mount_with "keydir=$KEYS,allow_other,gid=$GID,umask=0226"
+mount_with "keydir=$KEYS,allow_other,gid=$G,umask=0226"
 superopts_ok 1
 assert_eq "551 0 $GID/551 0 $GID/440 0 $GID/440 0 $GID" "$(modes)" "modes and owners with gid=,umask=0226"
 reads_ok "$M"
@@ -193,7 +194,7 @@ denied "$N" "open of status.json (0440)" 'open(a[0], "rb")' "$S"
 denied "$O" "open of the view (0440, not the owner, not in the group)" 'open(a[0], "rb")' "$V"
 no_writes
 unmount
-note "C: the kernel enforces the views' mode"
+note "C: the kernel enforces the views' mode (group given by name)"
 
 # ---- D. allow_other, umask 0222: everybody reads -------------------------------------
 
@@ -206,6 +207,17 @@ done
 no_writes
 unmount
 note "D: umask=0222 lets everybody read"
+
+# ---- E. owners that do not exist: no mount ------------------------------------------
+
+for opt in "uid=sif-nobody$SUF" "gid=sif-nogroup$SUF" "uid=12x"; do
+    out=$(timeout 20 "$SAFEIMGFS" "$STORE" "$MNT" -f -o "keydir=$KEYS,$opt" 2>&1)
+    rc=$?
+    [ "$rc" -eq 2 ] || fail "-o $opt: exit status $rc, expected 2 ($out)"
+    case $out in *"${opt%%=*}=${opt#*=}: no such"*) ;; *) fail "-o $opt: message does not name it: $out" ;; esac
+    mountpoint -q "$MNT" && fail "-o $opt: mounted anyway"
+done
+note "E: unknown user and group names are refused"
 
 echo "PASS: $TEST_NAME"
 exit 0

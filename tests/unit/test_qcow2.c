@@ -837,6 +837,34 @@ static void test_crypt_method(void **state)
     /* with a stray FDE pointer it is still unencrypted */
     h.fde = true;
     hdr_expect(&h, "qcow2.unencrypted");
+    /* an unencrypted image passes when the policy serves them, unless it
+     * carries an encryption header pointer */
+    {
+        struct img im;
+        struct sif_qcow2 q;
+        struct sif_verdict v;
+
+        h.fde = false;
+        im = img_build(&h);
+        sif_verdict_init(&v);
+        assert_int_equal(sif_qcow2_parse_opts(im.buf, im.len, im.file_size, true, &q, &v), 0);
+        assert_int_equal(q.crypt_method, 0);
+        assert_int_equal(q.crypt_length, 0);
+        img_free(&im);
+        h.fde = true;
+        im = img_build(&h);
+        sif_verdict_init(&v);
+        assert_int_equal(sif_qcow2_parse_opts(im.buf, im.len, im.file_size, true, &q, &v), -EINVAL);
+        assert_string_equal(v.check, "qcow2.crypt_header");
+        img_free(&im);
+        /* and still qcow2.unencrypted without plain_ok */
+        h.fde = false;
+        im = img_build(&h);
+        sif_verdict_init(&v);
+        assert_int_equal(sif_qcow2_parse_opts(im.buf, im.len, im.file_size, false, &q, &v), -EPERM);
+        assert_string_equal(v.check, "qcow2.unencrypted");
+        img_free(&im);
+    }
     h.crypt = 1;
     h.fde = false;
     hdr_expect(&h, "qcow2.aes");
