@@ -268,9 +268,29 @@ static struct sif_entry *sif_live(const struct sif_store *s, const char *name)
     return found ? s->list[i] : NULL;
 }
 
+/* Queues e (the queue holds a reference), or moves it to the front when
+ * it is queued already: an entry is in the queue at most once.  Store
+ * lock. */
 static void sif_enqueue(struct sif_store *s, struct sif_entry *e, bool front)
 {
-    sif_entry_get(e);
+    if (e->queued) {
+        struct sif_entry **pp = &s->qhead, *prev = NULL;
+
+        if (!front || s->qhead == e)
+            return;
+        while (*pp && *pp != e) {
+            prev = *pp;
+            pp = &(*pp)->qnext;
+        }
+        if (!*pp)
+            return;
+        *pp = e->qnext;
+        if (s->qtail == e)
+            s->qtail = prev;
+    } else {
+        sif_entry_get(e);
+        e->queued = true;
+    }
     e->qnext = NULL;
     if (front) {
         e->qnext = s->qhead;
@@ -530,6 +550,8 @@ static void *sif_store_worker(void *arg)
         s->qhead = e->qnext;
         if (!s->qhead)
             s->qtail = NULL;
+        e->qnext = NULL;
+        e->queued = false;
         if (e->started || atomic_load(&e->stale)) {
             pthread_mutex_unlock(&s->lock);
             sif_entry_put(e);
@@ -556,6 +578,14 @@ static void sif_wake(struct sif_store *s)
     if (s->wake_fd >= 0 && write(s->wake_fd, &one, sizeof(one)) < 0) {
         /* the counter is saturated: the monitor is awake anyway */
     }
+}
+
+static bool sif_dirty_has(const struct sif_store *s, const char *name)
+{
+    for (size_t i = 0; i < s->ndirty; i++)
+        if (!strcmp(s->dirty[i].name, name))
+            return true;
+    return false;
 }
 
 /* Adds (or pushes back) a name waiting to settle.  Store lock. */
@@ -1063,12 +1093,33 @@ struct sif_entry *sif_store_get(struct sif_store *s, uint64_t ino)
     return e;
 }
 
+/* A lookup missed: is name a file the monitor has not caught up with (a
+ * NAME.part renamed to NAME a moment ago)?  Then it is made to settle now,
+ * and the lookup waits for it like for any pending entry. */
+static struct sif_entry *sif_find_settling(struct sif_store *s, const char *name)
+{
+    struct sif_entry *e = NULL;
+    struct stat st;
+
+    if (!s->monitoring || !sif_store_candidate(name))
+        return NULL;
+    pthread_mutex_unlock(&s->lock);
+    if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+        sif_store_poke(s, name, false);
+    pthread_mutex_lock(&s->lock);
+    while (!s->stopping && !(e = sif_live(s, name)) && sif_dirty_has(s, name))
+        pthread_cond_wait(&s->decided, &s->lock);
+    return e;
+}
+
 struct sif_entry *sif_store_find(struct sif_store *s, const char *name, bool wait)
 {
     struct sif_entry *e;
 
     pthread_mutex_lock(&s->lock);
     e = sif_live(s, name);
+    if (!e && wait)
+        e = sif_find_settling(s, name);
     if (!e) {
         pthread_mutex_unlock(&s->lock);
         return NULL;

@@ -48,7 +48,8 @@ struct sif_entry {
     atomic_bool stale;           /* retired: never served again */
     bool started;                /* a worker has taken it (store lock) */
     bool live;                   /* in the store's list (store lock) */
-    bool urgent;                 /* queued at the front for a lookup */
+    bool urgent;                 /* moved to the queue's front for a lookup */
+    bool queued;                 /* in the work queue (store lock) */
     /* The published state: written once (release) after verdict and img,
      * read without a lock (acquire) on the read path. */
     _Atomic int state;

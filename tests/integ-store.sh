@@ -11,7 +11,8 @@
 #      accepted, listed, content = its plaintext;
 #   2. rename-in: NAME.part (and .hidden, *.tmp, *.json, *.key files) never
 #      appear in readdir or status.json, nor answer a lookup (checked once a
-#      marker image added after them has a verdict); mv NAME.part NAME ->
+#      marker image added after them has a verdict); mv NAME.part NAME, and
+#      at once (no poll) the view is read whole and equals its plaintext ->
 #      accepted, generation 1, content right;
 #   3. remove: rm -> ENOENT (with the name's entry cached by a stat just
 #      before), gone from readdir and status.json;
@@ -301,6 +302,11 @@ for n in "${EXCLUDED[@]}" renamed.img; do
     assert_eq ENOENT "$(errno_of 'os.stat(a[0])' "$MNT/$n")" "stat of $n"
 done
 mv "$STORE/renamed.img.part" "$STORE/renamed.img" || fail "mv renamed.img.part renamed.img"
+# Straight after the rename, before any poll: a lookup of the new name
+# waits for its verdict instead of failing (a consumer that renames and
+# opens at once, as Nova's image cache does).
+sha=$(sha256sum <"$MNT/renamed.img" | cut -d' ' -f1) || fail "renamed.img could not be read right after the rename"
+assert_eq "$(sha256_of "$(plain renamed.src)")" "$sha" "renamed.img read right after the rename"
 wait_image renamed.img accepted inner.raw 1 $MIB
 view_becomes renamed.img "$(plain renamed.src)"
 assert_eq 1 "$(status_field "$MNT" renamed.img generation)" "renamed.img generation (renamed in whole)"
