@@ -1,8 +1,11 @@
-/* test_store.c: store candidates and listing (no inspection workers).
+/* test_store.c: store candidates and listing, and a live store.
  *
  * sif_store_open() must list exactly the regular files with candidate
  * names, sorted, all pending; symbolic links (even to regular files),
- * directories, FIFOs and excluded names are never entries.
+ * directories, FIFOs and excluded names are never entries.  A started,
+ * watched store follows additions, rewrites, removals, sidecars and
+ * renames (with junk files: every verdict is outer.format, so no key is
+ * involved).
  */
 #include "config.h"
 
@@ -218,6 +221,124 @@ static void test_open_errors(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, unit_tmpdir_setup, unit_tmpdir_teardown)
 
+/* The entry for name once decided, within 10 s (a reference), or NULL. */
+static struct sif_entry *decided(struct sif_store *s, const char *name, uint32_t min_gen)
+{
+    for (int i = 0; i < 1000; i++) {
+        struct sif_entry *e = sif_store_find(s, name, false);
+
+        if (e && e->generation >= min_gen && sif_store_state(s, e) != SIF_PENDING)
+            return e;
+        sif_entry_put(e);
+        usleep(10000);
+    }
+    return NULL;
+}
+
+static bool gone(struct sif_store *s, const char *name)
+{
+    for (int i = 0; i < 1000; i++) {
+        struct sif_entry *e = sif_store_find(s, name, false);
+
+        if (!e)
+            return true;
+        sif_entry_put(e);
+        usleep(10000);
+    }
+    return false;
+}
+
+static void test_live_store(void **state)
+{
+    const char *dir = *state;
+    char from[PATH_MAX + 64], to[PATH_MAX + 64];
+    struct sif_store *s = NULL;
+    struct sif_entry *e, *old;
+    struct json_object *doc;
+    size_t len;
+    char *js;
+    struct env en;
+
+    touch(dir, "a.img", 4096);
+    env_init(&en);
+    assert_int_equal(sif_store_open(dir, &en.env, &s), 0);
+    assert_int_equal(sif_store_start(s, 1, true), 0);
+    sif_store_wait_all(s);
+    old = decided(s, "a.img", 1);
+    assert_non_null(old);
+    assert_int_equal(old->generation, 1);
+    assert_string_equal(old->verdict.check, "outer.format");
+
+    /* added */
+    touch(dir, "b.img", 512);
+    e = decided(s, "b.img", 1);
+    assert_non_null(e);
+    assert_int_equal(e->generation, 1);
+    assert_true(e->ino > old->ino);
+    sif_entry_put(e);
+
+    /* rewritten: the old entry is retired (stale), a new generation */
+    touch(dir, "a.img", 1024);
+    e = decided(s, "a.img", 2);
+    assert_non_null(e);
+    assert_int_equal(e->generation, 2);
+    assert_true(atomic_load(&old->stale));
+    assert_true(e != old && e->ino != old->ino);
+    assert_null(sif_store_get(s, old->ino));
+    sif_entry_put(old);
+    old = e;
+
+    /* a sidecar appears: the image is judged again */
+    touch(dir, "a.img.json", 16);
+    e = decided(s, "a.img", 3);
+    assert_non_null(e);
+    assert_int_equal(e->generation, 3);
+    assert_true(atomic_load(&old->stale));
+    sif_entry_put(e);
+    sif_entry_put(old);
+
+    /* removed */
+    unit_path(from, sizeof(from), dir, "b.img");
+    assert_int_equal(unlink(from), 0);
+    assert_true(gone(s, "b.img"));
+
+    /* renamed in: a waiting lookup right after the rename finds it */
+    touch(dir, "c.img.part", 2048);
+    unit_path(from, sizeof(from), dir, "c.img.part");
+    unit_path(to, sizeof(to), dir, "c.img");
+    assert_null(sif_store_find(s, "c.img.part", true));
+    assert_int_equal(rename(from, to), 0);
+    e = sif_store_find(s, "c.img", true);
+    assert_non_null(e);
+    assert_int_not_equal(sif_store_state(s, e), SIF_PENDING);
+    assert_int_equal(e->st.st_size, 2048);
+    sif_entry_put(e);
+    assert_null(sif_store_find(s, "c.img.part", true));
+    assert_null(sif_store_find(s, "nosuch.img", true));
+
+    sif_store_wait_all(s);
+    js = sif_store_status_json(s, &len);
+    assert_non_null(js);
+    doc = json_tokener_parse(js);
+    assert_non_null(doc);
+    {
+        struct json_object *m;
+
+        assert_true(json_object_object_get_ex(doc, "changes", &m));
+        assert_true(json_object_get_int64(m) >= 5);
+        assert_true(json_object_object_get_ex(doc, "inspections", &m));
+        assert_true(json_object_get_int64(m) >= 5);
+        assert_true(json_object_object_get_ex(doc, "watching", &m));
+        assert_true(json_object_get_boolean(m));
+        assert_true(json_object_object_get_ex(doc, "images", &m));
+        assert_int_equal(json_object_array_length(m), 2);   /* a.img, c.img */
+    }
+    json_object_put(doc);
+    free(js);
+    sif_store_free(s);
+    sif_keysrc_close(&en.keys);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +347,7 @@ int main(void)
         T(test_status_pending),
         T(test_empty_store),
         T(test_open_errors),
+        T(test_live_store),
     };
 
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
