@@ -11,85 +11,25 @@
 #
 # Run as root on Debian 12, from anywhere:  sudo examples/demo.sh
 # It writes only under examples/ (store/, work/ and the mount point mnt/)
-# and build/.  See examples/README.md for how to read its output.
+# and build/ (or the build directory named by SAFEIMGFS_BUILD).  See
+# examples/README.md for how to read its output.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=examples/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 EX=$ROOT/examples
 STORE=$EX/store
 KEYS=$STORE/keys
 WORK=$EX/work
 MNT=$EX/mnt
-BUILD=$ROOT/build
-SAFEIMGFS=$BUILD/safeimgfs
-INSPECT=$BUILD/safeimg-inspect
 LOG=$WORK/safeimgfs.log
-DAEMON=
-# Debian's own Python (installed by install-deps) rather than whatever
-# wrapper comes first in PATH: it only parses JSON, and must start fast.
-PY=python3
-[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 
-# ------------------------------------------------------------------ output
+# The mount point is the demo's own: remove it once unmounted.
+after_unmount() { rmdir "$MNT" 2>/dev/null; }
 
-if [ -t 1 ]; then
-    B=$'\e[1m' G=$'\e[32m' R=$'\e[31m' Y=$'\e[33m' N=$'\e[0m'
-else
-    B='' G='' R='' Y='' N=''
-fi
-step() { printf '\n%s==> %s%s\n' "$B" "$*" "$N"; }
-say() { printf '    %s\n' "$*"; }
-ok() { printf '    %sOK%s  %s\n' "$G" "$N" "$*"; }
-die() {
-    printf '\n%sdemo failed:%s %s\n' "$R" "$N" "$*" >&2
-    exit 1
-}
-indent() { sed 's/^/    | /'; }
+ex_begin demo "safeimgfs demo" "plaintext views of encrypted images, only after inspection"
 
-# ------------------------------------------------------------------ cleanup
-
-# Whatever happens, leave no mount and no daemon behind.
-cleanup() {
-    local rc=$? _
-    set +e
-    case $rc in
-    130 | 143) printf '\n%sinterrupted%s: cleaning up\n' "$R" "$N" >&2 ;;
-    esac
-    if mountpoint -q "$MNT" 2>/dev/null; then
-        fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
-    fi
-    if [ -n "$DAEMON" ]; then
-        for _ in $(seq 50); do
-            kill -0 "$DAEMON" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$DAEMON" 2>/dev/null; then
-            kill "$DAEMON" 2>/dev/null
-        fi
-        wait "$DAEMON" 2>/dev/null
-    fi
-    rmdir "$MNT" 2>/dev/null
-    if [ "$rc" -ne 0 ] && [ -s "$LOG" ]; then
-        printf '\nsafeimgfs log (%s):\n' "$LOG" >&2
-        sed 's/^/    /' "$LOG" >&2
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-[ "$(id -u)" -eq 0 ] || die "run me as root (sudo $0): I install packages, create LUKS volumes and mount FUSE"
-[ -c /dev/fuse ] || die "/dev/fuse is missing: load the fuse module (modprobe fuse)"
-
-printf '%ssafeimgfs demo%s: plaintext views of encrypted images, only after inspection\n' "$B" "$N"
-say "project: $ROOT"
-
-# Start from scratch: no mount, store or scratch files from an earlier run.
-if mountpoint -q "$MNT" 2>/dev/null; then
-    say "unmounting a mount left over from an earlier run"
-    fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
-fi
+# Start from scratch: no store or scratch files from an earlier run.
 rm -rf "$STORE" "$WORK"
 mkdir -p "$WORK"
 
@@ -101,31 +41,11 @@ ok "all packages installed"
 
 # ------------------------------------------------------------------- build
 
-step "2. Build (out of tree, in build/)"
-stale=
-if [ ! -x "$SAFEIMGFS" ] || [ ! -x "$INSPECT" ]; then
-    stale="build/safeimgfs is missing"
-elif [ -n "$(find "$ROOT/src" "$ROOT/configure.ac" "$ROOT/Makefile.am" -newer "$SAFEIMGFS" -print -quit)" ]; then
-    stale="sources changed since the last build"
-fi
+step "2. Build (out of tree, in $(rel "$BUILD")/)"
+stale=$(build_stale "$SAFEIMGFS" "$INSPECT")
 if [ -n "$stale" ]; then
-    say "building: $stale (log: examples/work/build.log)"
-    {
-        # autoreconf and configure only when their output is missing: an
-        # existing build/ keeps its configure options, and make reruns the
-        # autotools by itself when configure.ac or Makefile.am changed.
-        if [ ! -x "$ROOT/configure" ]; then
-            (cd "$ROOT" && autoreconf -fi)
-        fi
-        mkdir -p "$BUILD"
-        if [ ! -f "$BUILD/Makefile" ]; then
-            (cd "$BUILD" && ../configure)
-        fi
-        make -C "$BUILD" -j2 safeimgfs safeimg-inspect
-    } >"$WORK/build.log" 2>&1 || {
-        tail -n 30 "$WORK/build.log" | indent
-        die "the build failed (see examples/work/build.log)"
-    }
+    say "building: $stale (log: $(rel "$WORK")/build.log)"
+    build_in "$WORK/build.log" safeimgfs safeimg-inspect
     ok "built $("$SAFEIMGFS" --version)"
 else
     ok "up to date: $("$SAFEIMGFS" --version)"
@@ -139,65 +59,28 @@ install -d -m 0700 "$KEYS"
 
 # A random passphrase per image, as a key manager would hand out, with no
 # trailing newline (cryptsetup and qemu use the file's bytes as they are).
-newkey() {
-    (umask 077 && head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$KEYS/$1.key")
-}
+newkey() { random_hex 16 | write_secret "$KEYS/$1.key"; }
 
-# Runs a quiet command, showing its output only if it fails.
-quiet() {
-    local out
-    if ! out=$("$@" 2>&1); then
-        printf '%s\n' "$out" | indent
-        die "command failed: $*"
-    fi
-}
-
-# Runs a qemu command that creates a LUKS header, retrying when qemu's PBKDF
-# benchmark fails: it times itself with per-thread CPU usage, which is too
-# coarse on some virtual machines ("Unable to get accurate CPU usage").
-#   qemu_luks OUTPUT-FILE COMMAND...
-qemu_luks() {
-    local target=$1 out _
-    shift
-    for _ in $(seq 10); do
-        if out=$("$@" 2>&1); then
-            return 0
-        fi
-        rm -f "$target"
-        case $out in
-        *"Unable to get accurate CPU usage"*) continue ;;
-        *) printf '%s\n' "$out" | indent; die "command failed: $*" ;;
-        esac
-    done
-    die "qemu kept failing with 'Unable to get accurate CPU usage' (10 attempts): $*"
-}
-
-# Encrypts the first 16 MiB of random data in place with offline
-# reencryption (no device-mapper needed), then trims the file so that the
-# data segment holds exactly the known plaintext.
-#   luks_encrypt IMAGE FILE_MIB PLAIN_MIB OPTIONS...
+# Random data, kept in WORK/IMAGE.plain, encrypted in place as STORE/IMAGE.
+#   luks_encrypt IMAGE PLAIN_MIB CRYPTSETUP-OPTION...
 luks_encrypt() {
-    local img=$1 file_mib=$2 plain_mib=$3
-    shift 3
-    head -c "${file_mib}M" /dev/urandom >"$STORE/$img"
-    # With --reduce-device-size 8M the header takes the first 4 MiB and the
-    # file's first (FILE - 8) MiB become the encrypted data.
-    head -c "${plain_mib}M" "$STORE/$img" >"$WORK/$img.plain"
-    quiet cryptsetup reencrypt --encrypt --type luks2 --reduce-device-size 8M -q \
-        --key-file "$KEYS/$img.key" --pbkdf pbkdf2 --pbkdf-force-iterations 1000 "$@" "$STORE/$img"
-    truncate -s "$((4 + plain_mib))M" "$STORE/$img"
+    local img=$1 plain_mib=$2
+    shift 2
+    head -c "${plain_mib}M" /dev/urandom >"$WORK/$img.plain"
+    cp "$WORK/$img.plain" "$STORE/$img"
+    luks_encrypt_file "$STORE/$img" "$KEYS/$img.key" 8 "$@"
 }
 
 # web.img: LUKS2 as cryptsetup makes it today (AES-256-XTS, 4096-byte sectors).
 newkey web.img
-luks_encrypt web.img 16 8 --sector-size 4096
+luks_encrypt web.img 8 --sector-size 4096
 say "web.img   LUKS2, aes-xts-plain64, 512-bit key, 4096-byte sectors, 8 MiB of random data"
 
 # db.img: LUKS1 as OpenStack Cinder makes it (AES-128-XTS, 512-byte sectors).
 # Offline reencryption needs device-mapper for LUKS1, so make LUKS2 with
 # LUKS1-compatible settings and convert it.
 newkey db.img
-luks_encrypt db.img 12 4 --sector-size 512 --cipher aes-xts-plain64 --key-size 256
+luks_encrypt db.img 4 --sector-size 512 --cipher aes-xts-plain64 --key-size 256
 quiet cryptsetup convert --type luks1 -q "$STORE/db.img"
 say "db.img    LUKS1, aes-xts-plain64, 256-bit key, 512-byte sectors, 4 MiB of random data"
 
@@ -259,14 +142,7 @@ say "keys: examples/store/keys/NAME.key, mode 0600 (the keys/ directory itself i
 # ------------------------------------------------------------------- mount
 
 step "4. Mount: safeimgfs -o keydir=examples/store/keys examples/store examples/mnt"
-"$SAFEIMGFS" -f -o "keydir=$KEYS" "$STORE" "$MNT" 2>"$LOG" &
-DAEMON=$!
-for _ in $(seq 100); do
-    mountpoint -q "$MNT" && break
-    kill -0 "$DAEMON" 2>/dev/null || die "safeimgfs exited before mounting"
-    sleep 0.1
-done
-mountpoint -q "$MNT" || die "examples/mnt is not mounted after 10 s"
+mount_safeimgfs "keydir=$KEYS" "$STORE"
 ok "mounted (pid $DAEMON); inspection runs in the background"
 
 # status.json lists every candidate; wait until none is pending.
@@ -310,14 +186,7 @@ EOF
 # The demo's expectations: the three legitimate images accepted, each as
 # the outer format it was made as and as a raw disk of the size it was made
 # with; the attack rejected because of what its plaintext is.
-verdict() {
-    "$PY" -c '
-import json, sys
-for i in json.load(open(sys.argv[1]))["images"]:
-    if i["name"] == sys.argv[2]:
-        print(i["state"], i["check"], i["outer_format"], i["inner_format"], i["size"], i["reason"])' \
-        "$MNT/.safeimgfs/status.json" "$1"
-}
+verdict() { image_fields "$1" state check outer_format inner_format size reason; }
 for want in "web.img luks2 8388608" "db.img luks1 4194304" "vm.qcow2 qcow2+luks $VM_SIZE"; do
     read -r img outer size <<<"$want"
     case $(verdict "$img") in
@@ -343,8 +212,8 @@ say "The same verdict without mounting anything:"
 
 step "7. A view is exactly the plaintext that was encrypted"
 for img in web.img db.img; do
-    view=$(sha256sum <"$MNT/$img" | cut -d' ' -f1)
-    plain=$(sha256sum <"$WORK/$img.plain" | cut -d' ' -f1)
+    view=$(sha "$MNT/$img")
+    plain=$(sha "$WORK/$img.plain")
     say "sha256 of examples/mnt/$img        $view"
     say "sha256 of examples/work/$img.plain $plain"
     [ "$view" = "$plain" ] || die "the view of $img differs from its plaintext"
@@ -368,9 +237,9 @@ off, n = map(int, zero.split())
 buf[off:off + n] = bytes(n)
 open(out, "wb").write(buf)
 EOF
-view=$(sha256sum <"$MNT/vm.qcow2" | cut -d' ' -f1)
-qemu=$(sha256sum <"$WORK/vm.qcow2.raw" | cut -d' ' -f1)
-want=$(sha256sum <"$WORK/vm.qcow2.expected" | cut -d' ' -f1)
+view=$(sha "$MNT/vm.qcow2")
+qemu=$(sha "$WORK/vm.qcow2.raw")
+want=$(sha "$WORK/vm.qcow2.expected")
 say "sha256 of examples/mnt/vm.qcow2                 $view"
 say "sha256 of qemu-img convert -O raw of the image  $qemu"
 say "sha256 of the patterns qemu-io wrote            $want"
@@ -407,12 +276,7 @@ printf '%s\n' "$out" | indent
 # ----------------------------------------------------------------- unmount
 
 step "10. Unmount (fusermount3 -u examples/mnt)"
-fusermount3 -u "$MNT"
-rc=0
-wait "$DAEMON" || rc=$?
-DAEMON=
-[ "$rc" -eq 0 ] || die "safeimgfs exited with status $rc"
-ok "unmounted; safeimgfs exited with status 0"
+unmount_safeimgfs fusermount3 -u
 say "Its log, one line per verdict:"
 grep '^safeimgfs:' "$LOG" | indent
 

@@ -17,7 +17,8 @@
 # directory named by SAFEIMGFS_BUILD). See examples/forensic.md.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=examples/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BASE=$ROOT/examples/work/forensic
 EVIDENCE=$BASE/evidence        # the store: encrypted images only
 SRC=$BASE/acquired             # what was put on the disk (to compare with)
@@ -25,46 +26,17 @@ CASEKEY=$BASE/case-1234.key    # the case passphrase
 MNT=$BASE/views
 EXTRACT=$BASE/extracted
 LOG=$BASE/safeimgfs.log
-BUILD=${SAFEIMGFS_BUILD:-$ROOT/build}
-SAFEIMGFS=$BUILD/safeimgfs
 DISK=disk01.luks
-DAEMON='' LOOP=''
+LOOP=''
 LOOPMNTS=()
-PY=python3
-[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 # mtools checks that a FAT fits its "device"; here the device is the whole
 # disk and the FAT one partition of it.
 export MTOOLS_SKIP_CHECK=1
 
-# ------------------------------------------------------------------ output
-
-if [ -t 1 ]; then
-    B=$'\e[1m' G=$'\e[32m' R=$'\e[31m' Y=$'\e[33m' N=$'\e[0m'
-else
-    B='' G='' R='' Y='' N=''
-fi
-step() { printf '\n%s==> %s%s\n' "$B" "$*" "$N"; }
-say() { printf '    %s\n' "$*"; }
-ok() { printf '    %sOK%s  %s\n' "$G" "$N" "$*"; }
-note() { printf '    %snote%s %s\n' "$Y" "$N" "$*"; }
-die() {
-    printf '\n%sforensic failed:%s %s\n' "$R" "$N" "$*" >&2
-    exit 1
-}
-indent() { sed 's/^/    | /'; }
-rel() { printf '%s' "${1#"$ROOT"/}"; }
-sha() { sha256sum <"$1" | cut -d' ' -f1; }
-
-# ------------------------------------------------------------------ cleanup
-
-# Whatever happens: unmount the partitions, detach the loop device (it keeps
-# the view open, and so the mount busy), then unmount safeimgfs.
-cleanup() {
-    local rc=$? m _
-    set +e
-    case $rc in
-    130 | 143) printf '\n%sinterrupted%s: cleaning up\n' "$R" "$N" >&2 ;;
-    esac
+# Before safeimgfs is unmounted: unmount the partitions and detach the loop
+# device (it keeps the view open, and so the mount busy).
+before_unmount() {
+    local m
     for m in "${LOOPMNTS[@]}"; do
         mountpoint -q "$m" 2>/dev/null && umount "$m"
     done
@@ -72,65 +44,18 @@ cleanup() {
         partx -d "$LOOP" 2>/dev/null
         losetup -d "$LOOP" 2>/dev/null
     fi
-    if mountpoint -q "$MNT" 2>/dev/null; then
-        fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
-    fi
-    if [ -n "$DAEMON" ]; then
-        for _ in $(seq 50); do
-            kill -0 "$DAEMON" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -0 "$DAEMON" 2>/dev/null && kill "$DAEMON" 2>/dev/null
-        wait "$DAEMON" 2>/dev/null
-    fi
-    if [ "$rc" -ne 0 ] && [ -s "$LOG" ]; then
-        printf '\nsafeimgfs log (%s):\n' "$LOG" >&2
-        sed 's/^/    /' "$LOG" >&2
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
-[ "$(id -u)" -eq 0 ] || die "run me as root (sudo $0): I install packages, create LUKS volumes and mount FUSE"
-[ -c /dev/fuse ] || die "/dev/fuse is missing: load the fuse module (modprobe fuse)"
+ex_begin forensic "safeimgfs for forensics" "an encrypted disk image, examined read-only through its view"
 
-printf '%ssafeimgfs for forensics%s: an encrypted disk image, examined read-only through its view\n' "$B" "$N"
-say "project: $ROOT"
-
-if mountpoint -q "$MNT" 2>/dev/null; then
-    say "unmounting a mount left over from an earlier run"
-    fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
-fi
 rm -rf "$BASE"
 mkdir -p "$EVIDENCE" "$SRC" "$MNT" "$EXTRACT"
 
 # ------------------------------------------------------- dependencies, build
 
 step "1. Dependencies and build"
-"$ROOT/contrib/install-deps-debian.sh"
-# mtools reads FAT without mounting; e2fsprogs (debugfs) is always there.
-if ! command -v mcopy >/dev/null 2>&1; then
-    say "installing mtools"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mtools >/dev/null 2>&1 ||
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mtools; } ||
-        die "cannot install mtools"
-fi
-if [ ! -x "$SAFEIMGFS" ] ||
-    [ -n "$(find "$ROOT/src" "$ROOT/configure.ac" "$ROOT/Makefile.am" -newer "$SAFEIMGFS" -print -quit)" ]; then
-    say "building in $(rel "$BUILD") (log: $(rel "$BASE")/build.log)"
-    {
-        { [ -x "$ROOT/configure" ] || (cd "$ROOT" && autoreconf -fi); } &&
-            mkdir -p "$BUILD" &&
-            { [ -f "$BUILD/Makefile" ] || (cd "$BUILD" && "$ROOT/configure"); } &&
-            make -C "$BUILD" -j2 safeimgfs
-    } >"$BASE/build.log" 2>&1 || {
-        tail -n 30 "$BASE/build.log" | indent
-        die "the build failed (see $(rel "$BASE")/build.log)"
-    }
-fi
-ok "$("$SAFEIMGFS" --version)"
+# Among the packages: mtools (FAT without mounting) and e2fsprogs (debugfs).
+deps_and_build "$BASE/build.log"
 
 # ------------------------------------------------------------ the evidence
 
@@ -176,17 +101,9 @@ step "3. Encrypted at rest: a LUKS1 volume in the evidence store ($(rel "$EVIDEN
 # One passphrase for the case. qemu-img wraps the disk in LUKS without
 # device-mapper; `cryptsetup reencrypt` would refuse a file that already holds
 # a partition table.
-printf '%s' "case-1234-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$CASEKEY"
-chmod 0600 "$CASEKEY"
-msg=
-for _ in $(seq 10); do
-    # qemu's PBKDF timing sometimes fails on virtual machines: retry.
-    rm -f "$EVIDENCE/$DISK"
-    msg=$(qemu-img convert -f raw -O luks --object "secret,id=s,file=$CASEKEY" \
-        -o key-secret=s,iter-time=10 "$RAW" "$EVIDENCE/$DISK" 2>&1) && break
-    grep -q 'accurate CPU usage' <<<"$msg" || break
-done
-[ -s "$EVIDENCE/$DISK" ] || { printf '%s\n' "$msg" | indent; die "qemu-img could not encrypt the disk"; }
+printf 'case-1234-%s' "$(random_hex 12)" | write_secret "$CASEKEY"
+qemu_luks "$EVIDENCE/$DISK" qemu-img convert -f raw -O luks --object "secret,id=s,file=$CASEKEY" \
+    -o key-secret=s,iter-time=10 "$RAW" "$EVIDENCE/$DISK"
 rm -f "$RAW"
 cryptsetup luksDump "$EVIDENCE/$DISK" | grep -E '^(Version|Cipher name|Cipher mode|MK bits|Payload offset)' | indent
 BLOB=$(sha "$EVIDENCE/$DISK")
@@ -197,14 +114,7 @@ say "the plaintext disk image is deleted: from now on only the encrypted file ex
 
 OPTS="keyfile=$CASEKEY,umask=0277"
 step "4. Mount: safeimgfs -o keyfile=$(rel "$CASEKEY"),umask=0277 $(rel "$EVIDENCE") $(rel "$MNT")"
-"$SAFEIMGFS" -f -o "$OPTS" "$EVIDENCE" "$MNT" 2>"$LOG" &
-DAEMON=$!
-for _ in $(seq 100); do
-    mountpoint -q "$MNT" && break
-    kill -0 "$DAEMON" 2>/dev/null || die "safeimgfs exited before mounting"
-    sleep 0.1
-done
-mountpoint -q "$MNT" || die "$(rel "$MNT") is not mounted after 10 s"
+mount_safeimgfs "$OPTS" "$EVIDENCE"
 V=$MNT/$DISK
 # Opening the view waits for its verdict: no polling needed.
 [ -f "$V" ] || die "no view of $DISK: $(grep "$DISK" "$LOG" || true)"
@@ -317,12 +227,7 @@ fi
 ok "the view is read-only; the encrypted evidence file has the same hash and mtime as before"
 
 step "10. Unmount (fusermount3 -u $(rel "$MNT"))"
-fusermount3 -u "$MNT"
-rc=0
-wait "$DAEMON" || rc=$?
-DAEMON=
-[ "$rc" -eq 0 ] || die "safeimgfs exited with status $rc"
-ok "unmounted; safeimgfs exited with status 0"
+unmount_safeimgfs fusermount3 -u
 
 printf '\n%sDone in %d s.%s  Partition table, FAT and ext4 read through the view; acquisition hash verified.\n' \
     "$B" "$SECONDS" "$N"

@@ -20,7 +20,8 @@
 # build directory named by SAFEIMGFS_BUILD). See examples/nova-image-cache.md.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=examples/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BASE=$ROOT/examples/work/nova-image-cache
 CACHE=$BASE/instances/_base          # Nova's image cache: the store
 INSTANCES=$BASE/instances            # instance disks
@@ -31,68 +32,10 @@ PLAIN=$BASE/plain                    # what each image was made from (to compare
 KEYCMD=$BASE/bin/fake-barbican-key   # the key_command program
 KEYLOG=$BASE/key-requests.log
 LOG=$BASE/safeimgfs.log
-BUILD=${SAFEIMGFS_BUILD:-$ROOT/build}
-SAFEIMGFS=$BUILD/safeimgfs
-DAEMON=
-PY=python3
-[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 
-# ------------------------------------------------------------------ output
+ex_begin nova-image-cache "safeimgfs and a Nova image cache" \
+    "encrypted Glance images, keys from a key manager"
 
-if [ -t 1 ]; then
-    B=$'\e[1m' G=$'\e[32m' R=$'\e[31m' N=$'\e[0m'
-else
-    B='' G='' R='' N=''
-fi
-step() { printf '\n%s==> %s%s\n' "$B" "$*" "$N"; }
-say() { printf '    %s\n' "$*"; }
-ok() { printf '    %sOK%s  %s\n' "$G" "$N" "$*"; }
-die() {
-    printf '\n%snova-image-cache failed:%s %s\n' "$R" "$N" "$*" >&2
-    exit 1
-}
-indent() { sed 's/^/    | /'; }
-rel() { printf '%s' "${1#"$ROOT"/}"; }   # a path as seen from the project root
-
-# ------------------------------------------------------------------ cleanup
-
-cleanup() {
-    local rc=$? _
-    set +e
-    case $rc in
-    130 | 143) printf '\n%sinterrupted%s: cleaning up\n' "$R" "$N" >&2 ;;
-    esac
-    if mountpoint -q "$MNT" 2>/dev/null; then
-        fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
-    fi
-    if [ -n "$DAEMON" ]; then
-        for _ in $(seq 50); do
-            kill -0 "$DAEMON" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -0 "$DAEMON" 2>/dev/null && kill "$DAEMON" 2>/dev/null
-        wait "$DAEMON" 2>/dev/null
-    fi
-    if [ "$rc" -ne 0 ] && [ -s "$LOG" ]; then
-        printf '\nsafeimgfs log (%s):\n' "$LOG" >&2
-        sed 's/^/    /' "$LOG" >&2
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-[ "$(id -u)" -eq 0 ] || die "run me as root (sudo $0): I install packages, create LUKS volumes and mount FUSE"
-[ -c /dev/fuse ] || die "/dev/fuse is missing: load the fuse module (modprobe fuse)"
-
-printf '%ssafeimgfs and a Nova image cache%s: encrypted Glance images, keys from a key manager\n' "$B" "$N"
-say "project: $ROOT"
-
-if mountpoint -q "$MNT" 2>/dev/null; then
-    say "unmounting a mount left over from an earlier run"
-    fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
-fi
 rm -rf "$BASE"
 mkdir -p "$CACHE" "$MNT" "$GLANCE" "$PLAIN" "$BASE/bin"
 install -d -m 0700 "$BARBICAN"
@@ -100,21 +43,7 @@ install -d -m 0700 "$BARBICAN"
 # ------------------------------------------------------- dependencies, build
 
 step "1. Dependencies and build"
-"$ROOT/contrib/install-deps-debian.sh"
-if [ ! -x "$SAFEIMGFS" ] ||
-    [ -n "$(find "$ROOT/src" "$ROOT/configure.ac" "$ROOT/Makefile.am" -newer "$SAFEIMGFS" -print -quit)" ]; then
-    say "building in $(rel "$BUILD") (log: $(rel "$BASE")/build.log)"
-    {
-        { [ -x "$ROOT/configure" ] || (cd "$ROOT" && autoreconf -fi); } &&
-            mkdir -p "$BUILD" &&
-            { [ -f "$BUILD/Makefile" ] || (cd "$BUILD" && "$ROOT/configure"); } &&
-            make -C "$BUILD" -j2 safeimgfs
-    } >"$BASE/build.log" 2>&1 || {
-        tail -n 30 "$BASE/build.log" | indent
-        die "the build failed (see $(rel "$BASE")/build.log)"
-    }
-fi
-ok "$("$SAFEIMGFS" --version)"
+deps_and_build "$BASE/build.log"
 # This demo needs the key sources of the key manager work; say so plainly
 # rather than fail later with libfuse's "unknown option".
 help=$("$SAFEIMGFS" --help 2>&1 || true)
@@ -131,10 +60,8 @@ step "2. Three encrypted images in \"Glance\", their secrets in \"Barbican\""
 # convention), so the passphrase file is written here only to make the
 # image, and deleted afterwards.
 new_secret() {   # new_secret ID: BARBICAN/ID, and the hex passphrase in GLANCE/ID.pass
-    head -c 32 /dev/urandom >"$BARBICAN/$1"
-    chmod 0600 "$BARBICAN/$1"
-    od -An -v -tx1 "$BARBICAN/$1" | tr -d ' \n' >"$GLANCE/$1.pass"
-    chmod 0600 "$GLANCE/$1.pass"
+    head -c 32 /dev/urandom | write_secret "$BARBICAN/$1"
+    hex_of "$BARBICAN/$1" | write_secret "$GLANCE/$1.pass"
 }
 
 # Plaintext that no format probe can take for anything: a text marker padded
@@ -146,20 +73,6 @@ make_plain() {   # make_plain FILE BYTES TAG
         head -c $(($2 - 512)) /dev/urandom
     } >"$1"
     [ "$(stat -c %s "$1")" -eq "$2" ] || die "cannot make $1"
-}
-
-# qemu sometimes fails to create a LUKS header on virtual machines with
-# "Unable to get accurate CPU usage" (its PBKDF timing): retry.
-qemu_luks() {   # qemu_luks OUTPUT CMD...
-    local out="$1" msg=""
-    shift
-    for _ in $(seq 10); do
-        rm -f "$out"
-        msg=$("$@" 2>&1) && return 0
-        grep -q 'accurate CPU usage' <<<"$msg" || break
-    done
-    printf '%s\n' "$msg" | indent
-    die "could not create $out"
 }
 
 # glance_props FILE DISK_FORMAT ENCRYPT_FORMAT KEY_ID SIZE: the image's Glance
@@ -181,26 +94,28 @@ EOF
 # Nova names a cached image by the SHA-1 of the image id.
 cache_name() { printf '%s' "$1" | sha1sum | cut -c1-40; }
 
+# cryptsetup_image IMAGE_ID KEY_ID MIB TAG ROOM_MIB CRYPTSETUP-OPTION...:
+# GLANCE/IMAGE_ID, a LUKS2 volume made by cryptsetup from MIB MiB of
+# make_plain, which is kept in PLAIN/ under the image's cache name.
+cryptsetup_image() {
+    local img=$1 key=$2 mib=$3 tag=$4 room=$5 n
+    shift 5
+    n=$(cache_name "$img")
+    new_secret "$key"
+    make_plain "$PLAIN/$n" $((mib << 20)) "$tag"
+    cp "$PLAIN/$n" "$GLANCE/$img"
+    luks_encrypt_file "$GLANCE/$img" "$GLANCE/$key.pass" "$room" "$@"
+}
+
 # Image 1: a LUKS1 volume as Cinder makes it (aes-xts-plain64, 256-bit key,
 # 512-byte sectors), uploaded to Glance: disk_format=luks. Offline
 # reencryption needs no device-mapper; LUKS1 reencryption would, so the
 # volume is made as LUKS2 and converted.
 IMG1=5c1f6a12-3b7e-4d0a-9a61-0e2f1b6c7d01 KEY1=a1f0c9d2-7e4b-4c38-8f15-2b6d0e9a3c11
 N1=$(cache_name "$IMG1")
-new_secret "$KEY1"
-make_plain "$PLAIN/$N1" $((8 << 20)) "cirros-like base image"
-cp "$PLAIN/$N1" "$GLANCE/$IMG1"
-truncate -s +4M "$GLANCE/$IMG1"
-cryptsetup reencrypt --encrypt --type luks2 --reduce-device-size 4M -q --key-file "$GLANCE/$KEY1.pass" \
-    --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --cipher aes-xts-plain64 --key-size 256 \
-    --sector-size 512 "$GLANCE/$IMG1" >"$BASE/cryptsetup.log" 2>&1 ||
-    { indent <"$BASE/cryptsetup.log"; die "cryptsetup reencrypt failed"; }
-cryptsetup convert --type luks1 -q "$GLANCE/$IMG1" >"$BASE/cryptsetup.log" 2>&1 ||
-    { indent <"$BASE/cryptsetup.log"; die "cryptsetup convert failed"; }
-# The data segment runs to the end of the file; keep exactly the plaintext's length.
-off=$(cryptsetup luksDump "$GLANCE/$IMG1" | sed -n 's/^Payload offset:[[:space:]]*//p')
-[ -n "$off" ] || die "cannot read the payload offset of image 1"
-truncate -s $((off * 512 + (8 << 20))) "$GLANCE/$IMG1"
+cryptsetup_image "$IMG1" "$KEY1" 8 "cirros-like base image" 4 \
+    --cipher aes-xts-plain64 --key-size 256 --sector-size 512
+quiet cryptsetup convert --type luks1 -q "$GLANCE/$IMG1"
 glance_props "$GLANCE/$IMG1.json" luks LUKSv1 "$KEY1" $((8 << 20))
 say "image $IMG1  LUKS1 (cryptsetup, aes-xts-plain64 256-bit), 8 MiB; secret $KEY1"
 
@@ -237,19 +152,10 @@ say "image $IMG3  LUKS1 (qemu-img) whose plaintext is a qcow2 with backing file 
 # Image 4, downloaded later while the cache is mounted: LUKS2, 4096-byte sectors.
 IMG4=7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c04 KEY4=d4a3b2c1-0f9e-4d8c-b7a6-5e4d3c2b1a44
 N4=$(cache_name "$IMG4")
-new_secret "$KEY4"
-make_plain "$PLAIN/$N4" $((4 << 20)) "image uploaded later"
-cp "$PLAIN/$N4" "$GLANCE/$IMG4"
-truncate -s +2M "$GLANCE/$IMG4"
-cryptsetup reencrypt --encrypt --type luks2 --reduce-device-size 2M -q --key-file "$GLANCE/$KEY4.pass" \
-    --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --sector-size 4096 "$GLANCE/$IMG4" \
-    >"$BASE/cryptsetup.log" 2>&1 || { indent <"$BASE/cryptsetup.log"; die "cryptsetup reencrypt failed"; }
-off=$(cryptsetup luksDump "$GLANCE/$IMG4" | sed -n 's/^[[:space:]]*offset:[[:space:]]*\([0-9]*\) \[bytes\]/\1/p' | head -n 1)
-[ -n "$off" ] || die "cannot read the data offset of image 4"
-truncate -s $((off + (4 << 20))) "$GLANCE/$IMG4"
+cryptsetup_image "$IMG4" "$KEY4" 4 "image uploaded later" 2 --sector-size 4096
 glance_props "$GLANCE/$IMG4.json" luks LUKSv2 "$KEY4" $((4 << 20))
 say "image $IMG4  LUKS2 (cryptsetup, 4096-byte sectors), 4 MiB; secret $KEY4 (downloaded in step 6)"
-rm -f "$GLANCE"/*.pass "$BASE/evil.qcow2" "$BASE/cryptsetup.log"
+rm -f "$GLANCE"/*.pass "$BASE/evil.qcow2"
 say "(PBKDF costs are tiny so that the demo is fast; real images take seconds per unlock)"
 
 # ------------------------------------------------------------ Nova's cache
@@ -297,31 +203,15 @@ step "5. Mount: safeimgfs -o $OPTS \\"
 say "         $(rel "$CACHE") $(rel "$MNT")"
 # -f keeps the log (one line per verdict) in a file; on a host this is an
 # fstab line or a systemd unit (contrib/fstab.example, contrib/README.md).
-"$SAFEIMGFS" -f -o "$OPTS" "$CACHE" "$MNT" 2>"$LOG" &
-DAEMON=$!
-for _ in $(seq 100); do
-    mountpoint -q "$MNT" && break
-    kill -0 "$DAEMON" 2>/dev/null || die "safeimgfs exited before mounting"
-    sleep 0.1
-done
-mountpoint -q "$MNT" || die "$(rel "$MNT") is not mounted after 10 s"
+mount_safeimgfs "$OPTS" "$CACHE"
 ok "mounted (pid $DAEMON)"
 
 STATUS=$MNT/.safeimgfs/status.json
-# image_field NAME FIELD: one field of NAME's status.json entry ("" when absent).
-image_field() {
-    "$PY" -c '
-import json, sys
-for i in json.load(open(sys.argv[1]))["images"]:
-    if i["name"] == sys.argv[2]:
-        v = i.get(sys.argv[3])
-        print("" if v is None else v)' "$STATUS" "$1" "$2"
-}
 # wait_verdict NAME: poll status.json (<= 30 s) until NAME is listed and not pending.
 wait_verdict() {
     local s=
     for _ in $(seq 300); do
-        s=$(image_field "$1" state 2>/dev/null || true)
+        s=$(image_fields "$1" state 2>/dev/null || true)
         case $s in accepted | rejected) return 0 ;; esac
         sleep 0.1
     done
@@ -342,13 +232,13 @@ for r in rows:
 EOF
 expect() {   # expect NAME STATE CHECK OUTER
     local got
-    got="$(image_field "$1" state) $(image_field "$1" check) $(image_field "$1" outer_format)"
-    [ "$got" = "$2 $3 $4" ] || die "$1: expected '$2 $3 $4', got '$got' ($(image_field "$1" reason))"
+    got="$(image_fields "$1" state check outer_format)"
+    [ "$got" = "$2 $3 $4" ] || die "$1: expected '$2 $3 $4', got '$got' ($(image_fields "$1" reason))"
 }
 expect "$N1" accepted inner.raw luks1
 expect "$N2" accepted inner.raw qcow2+luks
 expect "$N3" rejected inner.qcow2 luks1
-ok "image 1 (LUKS1) and image 2 (qcow2+LUKS) accepted; image 3 rejected: $(image_field "$N3" reason)"
+ok "image 1 (LUKS1) and image 2 (qcow2+LUKS) accepted; image 3 rejected: $(image_fields "$N3" reason)"
 say "The key_command was asked for each image's secret, by name and key id:"
 indent <"$KEYLOG"
 for n in "$N1" "$N2" "$N3"; do
@@ -361,12 +251,11 @@ ls -l "$MNT" | indent
 [ ! -e "$MNT/$N3" ] || die "the rejected image 3 is visible"
 [ ! -e "$MNT/$N1.json" ] || die "a sidecar is visible"
 
-[ "$(sha256sum <"$MNT/$N1" | cut -d' ' -f1)" = "$(sha256sum <"$PLAIN/$N1" | cut -d' ' -f1)" ] ||
+[ "$(sha "$MNT/$N1")" = "$(sha "$PLAIN/$N1")" ] ||
     die "the view of image 1 differs from its plaintext"
 ok "image 1's view is exactly the plaintext that was encrypted ($(stat -c %s "$MNT/$N1") bytes)"
 # qemu's own decryption of image 2, given the hex passphrase as Nova would.
-od -An -v -tx1 "$BARBICAN/$KEY2" | tr -d ' \n' >"$BASE/key2.pass"
-chmod 0600 "$BASE/key2.pass"
+hex_of "$BARBICAN/$KEY2" | write_secret "$BASE/key2.pass"
 qemu-img convert --object "secret,id=s,file=$BASE/key2.pass" \
     --image-opts "driver=qcow2,file.filename=$CACHE/$N2,encrypt.key-secret=s" -O raw "$BASE/img2.qemu.raw"
 rm -f "$BASE/key2.pass"
@@ -388,13 +277,13 @@ done
 if [ -e "$MNT/$N4.part" ] || [ -e "$MNT/$N4" ]; then
     die "a download in progress is visible"
 fi
-[ -z "$(image_field "$N4.part" state 2>/dev/null)" ] || die "status.json lists the .part file"
+[ -z "$(image_fields "$N4.part" state 2>/dev/null)" ] || die "status.json lists the .part file"
 ok "while it downloads, neither $N4.part nor $N4 is in the mount or in status.json"
 mv "$CACHE/$N4.part" "$CACHE/$N4"
 say "mv $N4.part $N4"
 t0=$SECONDS
 for _ in $(seq 200); do
-    [ "$(image_field "$N4" state 2>/dev/null || true)" = accepted ] && break
+    [ "$(image_fields "$N4" state 2>/dev/null || true)" = accepted ] && break
     sleep 0.1
 done
 expect "$N4" accepted inner.raw luks2
@@ -424,12 +313,7 @@ ok "qemu-img convert -f raw -O raw of image 2's view: identical to its plaintext
 # ----------------------------------------------------------------- unmount
 
 step "8. Unmount (umount $(rel "$MNT"))"
-umount "$MNT"
-rc=0
-wait "$DAEMON" || rc=$?
-DAEMON=
-[ "$rc" -eq 0 ] || die "safeimgfs exited with status $rc"
-ok "unmounted; safeimgfs exited with status 0"
+unmount_safeimgfs umount
 say "Its log:"
 grep '^safeimgfs:' "$LOG" | cut -c1-160 | indent
 

@@ -34,7 +34,7 @@ static bool in_file(uint64_t off, uint64_t len, uint64_t file_size)
     return off <= file_size && len <= file_size - off;
 }
 
-static void parsed_ok(const struct sif_qcow2 *q, uint64_t file_size)
+static void parsed_ok(const struct sif_qcow2 *q, uint64_t file_size, bool plain_ok)
 {
     uint64_t clusters, l1_bytes = (uint64_t)q->l1_size * 8;
 
@@ -57,7 +57,12 @@ static void parsed_ok(const struct sif_qcow2 *q, uint64_t file_size)
     FUZZ_CHECK(q->refcount_len > 0 && q->refcount_len <= SIF_QCOW2_REFTABLE_MAX);
     FUZZ_CHECK(q->refcount_offset % q->cluster_size == 0 && q->refcount_offset >= q->cluster_size);
     FUZZ_CHECK(in_file(q->refcount_offset, q->refcount_len, file_size));
-    /* Only LUKS encryption, with its header in the file, clear of L1. */
+    /* Only LUKS encryption, with its header in the file, clear of L1 (or,
+     * when the caller allowed it, none at all and no header). */
+    if (q->crypt_method == SIF_QCOW2_CRYPT_NONE && plain_ok) {
+        FUZZ_CHECK(q->crypt_length == 0 && q->crypt_offset == 0);
+        return;
+    }
     FUZZ_CHECK(q->crypt_method == SIF_QCOW2_CRYPT_LUKS);
     FUZZ_CHECK(q->crypt_length > 0 && q->crypt_length <= SIF_QCOW2_CRYPT_MAX);
     FUZZ_CHECK(q->crypt_offset % q->cluster_size == 0 && q->crypt_offset >= q->cluster_size);
@@ -217,7 +222,7 @@ static void parse(const uint8_t *buf, size_t len, uint64_t file_size, const uint
         return;
     }
     FUZZ_CHECK(v.state == SIF_PENDING);
-    parsed_ok(&q, file_size);
+    parsed_ok(&q, file_size, false);
     decode_tables(&q, buf, len < file_size ? len : (size_t)file_size, file_size, data, size);
     crypt_header(&q, buf, len < file_size ? len : (size_t)file_size);
 }
@@ -239,9 +244,7 @@ static void parse_plain(const uint8_t *buf, size_t len, uint64_t file_size)
         return;
     }
     FUZZ_CHECK(v.state == SIF_PENDING);
-    parsed_ok(&q, file_size);
-    if (q.crypt_method == 0)
-        FUZZ_CHECK(q.crypt_length == 0 && q.crypt_offset == 0);
+    parsed_ok(&q, file_size, true);
 }
 
 /* End of the table [off, off + len), saturating. */

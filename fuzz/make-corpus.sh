@@ -14,6 +14,8 @@
 #           fuzz_luks wraps in a header with valid checksums).
 #   qcow2/  encrypted (and refused) qcow2 headers; fuzz_qcow2 pads them to
 #           a file that holds the tables they name.
+# Only these three directories are replaced; the other seeds (declared/,
+# policy/) are made by hand and left as they are.
 # Every passphrase here is a throwaway.
 set -euo pipefail
 
@@ -28,7 +30,7 @@ luks_opts=encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10
 for t in qemu-img qemu-io cryptsetup genisoimage sgdisk sfdisk python3; do
     command -v "$t" >/dev/null || { echo "make-corpus: $t is needed (contrib/install-deps-debian.sh)" >&2; exit 1; }
 done
-rm -rf "$out"
+rm -rf "$out/probe" "$out/luks" "$out/qcow2"
 mkdir -p "$out/probe" "$out/luks" "$out/qcow2"
 
 # head FILE BYTES DEST: the first BYTES bytes of FILE.
@@ -51,8 +53,8 @@ EOF
 # qemu calibrates PBKDF2 against CPU time, and with iter-time=10 it now and
 # then measures nothing and gives up ("Unable to get accurate CPU usage").
 q() {
-    local i
-    for i in 1 2 3 4 5; do
+    local _
+    for _ in 1 2 3 4 5; do
         qemu-img create -q "$@" 2>"$tmp/q.err" && return 0
         grep -q 'accurate CPU usage' "$tmp/q.err" || break
     done
@@ -91,6 +93,7 @@ echo "fuzz seed" > "$tmp/iso/dir/readme.txt"
 genisoimage -quiet -no-pad -R -J -V FUZZ -o "$p/iso9660.iso" "$tmp/iso"
 # Formats no tool here creates: their magics, by hand.
 printf 'Bochs Virtual HD Image\0Redolog\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0Growing' > "$p/bochs.handmade"
+# shellcheck disable=SC2016 # $0 and $1 belong to the cloop script
 printf '#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n' > "$p/cloop.handmade"
 python3 - "$p/dmg.handmade" <<'EOF'
 import struct, sys

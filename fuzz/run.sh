@@ -4,13 +4,14 @@
 # copy of its seed corpus (fuzz/corpus/ is never written), with its
 # dictionary.  Prints one line per fuzzer and exits 1 if any of them found
 # a crash, a leak, a timeout or a broken contract (the input that did it is
-# kept under build-fuzz/fuzz-runs/NAME/, and the log beside it).
+# kept under fuzz-runs/NAME/ in the build directory, and the log beside it).
 #
 #   fuzz/run.sh 20        a short run, as CI does
 #   fuzz/run.sh 3600      a long one
 #
 # Environment: FUZZ_TIMEOUT (seconds one input may take, default 10),
-# FUZZ_TARGETS (default "probe luks qcow2 declared").
+# FUZZ_TARGETS (default "probe luks qcow2 declared policy"), FUZZ_BUILD
+# (the build directory, default build-fuzz/ in the project).
 set -euo pipefail
 
 secs=${1:-}
@@ -18,7 +19,8 @@ case $secs in
     '' | *[!0-9]* | 0) echo "usage: fuzz/run.sh SECONDS" >&2; exit 2 ;;
 esac
 top=$(cd "$(dirname "$0")/.." && pwd)
-targets=${FUZZ_TARGETS:-probe luks qcow2 declared}
+build=$(mkdir -p "${FUZZ_BUILD:-$top/build-fuzz}" && cd "${FUZZ_BUILD:-$top/build-fuzz}" && pwd)
+targets=${FUZZ_TARGETS:-probe luks qcow2 declared policy}
 timeout=${FUZZ_TIMEOUT:-10}
 
 "$top/contrib/install-deps-debian.sh"   # clang and libclang-rt-14-dev among them
@@ -27,12 +29,11 @@ cd "$top"
 if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Makefile.in ]; then
     autoreconf -fi
 fi
-mkdir -p build-fuzz
-cd build-fuzz
-if [ ! -f Makefile ] || [ ../configure -nt Makefile ]; then
-    CC=clang ../configure --enable-fuzzing
+cd "$build"
+if [ ! -f Makefile ] || [ "$top/configure" -nt Makefile ]; then
+    CC=clang "$top/configure" --enable-fuzzing
 fi
-make -j2 fuzz/fuzz_probe fuzz/fuzz_luks fuzz/fuzz_qcow2 fuzz/fuzz_declared
+make -j2 fuzz/fuzz_probe fuzz/fuzz_luks fuzz/fuzz_qcow2 fuzz/fuzz_declared fuzz/fuzz_policy
 
 runs=$PWD/fuzz-runs
 # Leaks are findings too (libFuzzer checks each input); a UBSan report
@@ -55,7 +56,8 @@ for t in $targets; do
     set -e
     runs_n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -n 1)
     speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$dir/log" | tail -n 1)
-    last=$(grep -E '^#[0-9]+' "$dir/log" | tail -n 1)
+    # A fuzzer that fails on its seeds prints no "#N" status line at all.
+    last=$(grep -E '^#[0-9]+' "$dir/log" | tail -n 1 || true)
     cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
     ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
     corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9]*[a-zA-Z]*\).*/\1/p' <<<"$last")

@@ -131,7 +131,8 @@ static int sif_qcow2_validate(struct sif_image *img, struct sif_qcow2_state *st,
     }
     meta[nmeta++] = (struct sif_range){ 0, cs };
     meta[nmeta++] = (struct sif_range){ q->l1_offset, sif_round_up((uint64_t)q->l1_size * 8, cs) };
-    meta[nmeta++] = (struct sif_range){ q->crypt_offset, sif_round_up(q->crypt_length, cs) };
+    if (q->crypt_length)
+        meta[nmeta++] = (struct sif_range){ q->crypt_offset, sif_round_up(q->crypt_length, cs) };
     meta[nmeta++] = (struct sif_range){ q->refcount_offset, q->refcount_len };
     for (uint32_t i = 0; i < q->l1_used; i++) {
         r = sif_qcow2_l1_entry(q, sif_be64(l1 + (size_t)i * 8), fsize, i, &st->l2_off[i], v);
@@ -421,9 +422,11 @@ static int sif_qcow2_extent(struct sif_image *img, uint64_t off, bool *data, uin
     return 0;
 }
 
+/* "qcow2" for an unencrypted image (crypt_method 0, the u32 at 32), which
+ * only a policy that serves unencrypted images lets through. */
 static const char *sif_qcow2_outer_name(const uint8_t *head, size_t len)
 {
-    return "qcow2+luks";
+    return len >= 36 && sif_be32(head + 32) == 0 ? "qcow2" : "qcow2+luks";
 }
 
 const struct sif_format sif_format_qcow2 = {

@@ -29,7 +29,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: safeimg-inspect [--keyfile FILE | --keydir DIR | --key-command PROG] [--key-format raw|hex]\n"
             "                       [--policy FILE] [--json] [--unlock-timeout S] IMAGE...\n"
-            "Inspects encrypted images (LUKS1, LUKS2) as safeimgfs would and prints each verdict.\n"
+            "Inspects images (LUKS1, LUKS2, qcow2 with LUKS; unencrypted ones when the policy serves them)\n"
+            "as safeimgfs would and prints each verdict.\n"
             "  --keyfile FILE  the passphrase of every image\n"
             "  --keydir DIR    the passphrase of IMAGE is DIR/KEY_ID (os_encrypt_key_id in IMAGE.json)\n"
             "                  or DIR/NAME.key (NAME = basename of IMAGE)\n"

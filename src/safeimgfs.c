@@ -876,6 +876,7 @@ int main(int argc, char **argv)
         r = sif_audit_open(o.audit_log, &audit);
         if (r) {
             sif_err("audit_log=%s: cannot open it for appending (%s)", o.audit_log, strerror(-r));
+            ret = 2;
             goto out;
         }
     }
@@ -918,13 +919,14 @@ int main(int argc, char **argv)
     sif_store_set_notify(fs.store, sif_notify, &fs);
     sif_store_set_audit(fs.store, audit);
     fs.se = se;
+    /* first in the audit log, before any verdict */
+    sif_audit_event(audit, "mount", NULL, 0, NULL, NULL, -1, o.store);
     r = sif_store_start(fs.store, (unsigned)o.workers, true);
     if (r) {
         sif_err("cannot start inspection workers (%s)", strerror(-r));
         goto out_unmount;
     }
     sif_info("serving %s on %s (%zu candidates)", o.store, cl.mountpoint, sif_store_count(fs.store));
-    sif_audit_event(audit, "mount", NULL, 0, NULL, NULL, -1, o.store);
 
     lc = fuse_loop_cfg_create();
     if (!lc)

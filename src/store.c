@@ -886,8 +886,10 @@ static void sif_read_events(struct sif_store *s)
             if (!ev->len || !ev->name[0])
                 continue;
             name = sif_event_name(ev->name, base, sizeof(base), &force);
+            /* a write may keep size and times (same timestamp tick): the
+             * event itself says the bytes changed */
             if (name)
-                sif_touch(s, name, force);
+                sif_touch(s, name, force || (ev->mask & IN_MODIFY));
         }
     }
 }

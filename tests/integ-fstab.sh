@@ -34,6 +34,9 @@
 #      user gets EACCES; the daemon's command line has no fstab-only option.
 #   C. the legacy fstab form "/abs/path/safeimgfs#STORE MNT fuse ...", which
 #      needs no PATH lookup at all (how to use a binary that is not installed).
+#   D. drop_privileges without ro,nodev,nosuid,default_permissions: nothing
+#      is served (safeimgfs refuses a /dev/fd/N mount point without them).
+# Case B also carries relatime,nodiratime, which safeimgfs ignores.
 set -u
 
 # Run in a private mount namespace (see above), before lib.sh makes SCRATCH.
@@ -219,8 +222,8 @@ unmount_with_umount "$MNT_A" A
 # ---- B: an fstab line, mounted with mount -T FILE MNT ----------------------
 
 MNT_B="$SCRATCH/mnt b"
-MNT_C=$SCRATCH/mnt-c
-mkdir -p "$MNT_B" "$MNT_C"
+MNT_C=$SCRATCH/mnt-c MNT_D=$SCRATCH/mnt-d
+mkdir -p "$MNT_B" "$MNT_C" "$MNT_D"
 esc() { local s=${1//\\/\\134}; s=${s// /\\040}; printf '%s' "${s//$'\t'/\\011}"; }
 FSTAB=$SCRATCH/fstab
 # Owner and group that exist nowhere: only the kernel's checks decide.
@@ -228,8 +231,9 @@ VUID=4242 VGID=4343
 cat >"$FSTAB" <<EOF
 # A temporary fstab for integ-fstab.sh: <source> <mount point> <type> <options> <dump> <pass>
 
-$(esc "$STORE") $(esc "$MNT_B") fuse.safeimgfs defaults,noauto,nofail,_netdev,x-systemd.requires=network-online.target,x-systemd.mount-timeout=90,comment=sif-test,keydir=$(esc "$KEYS"),allow_other,uid=$VUID,gid=$VGID,umask=0227 0 0
+$(esc "$STORE") $(esc "$MNT_B") fuse.safeimgfs defaults,relatime,nodiratime,noauto,nofail,_netdev,x-systemd.requires=network-online.target,x-systemd.mount-timeout=90,comment=sif-test,keydir=$(esc "$KEYS"),allow_other,uid=$VUID,gid=$VGID,umask=0227 0 0
 $(esc "$SAFEIMGFS#$STORE") $(esc "$MNT_C") fuse ro,noauto,keydir=$(esc "$KEYS") 0 0
+$(esc "$STORE") $(esc "$MNT_D") fuse.safeimgfs drop_privileges,allow_other,noauto,keydir=$(esc "$KEYS") 0 0
 EOF
 out=$(mount -T "$FSTAB" "$MNT_B" 2>&1) || fail "B: mount -T $FSTAB '$MNT_B' failed: $out"
 after_mount "$MNT_B" B
@@ -264,6 +268,21 @@ check_views "$MNT_C" C
 argv=$(argv_of "$DAEMON")
 [[ $argv == "$SAFEIMGFS|"* ]] || fail "C: the daemon was not started by its absolute path: $argv"
 unmount_with_umount "$MNT_C" C
+
+# ---- D: drop_privileges without the options safeimgfs would force: refused --
+
+# mount.fuse3 mounts by itself and hands safeimgfs /dev/fd/N; without
+# ro,nodev,nosuid,default_permissions on the line, every user could read the
+# views, so the daemon must refuse to serve (mount.fuse3 then fails or leaves
+# a dead mount that answers nothing).
+out=$(timeout 30 mount -T "$FSTAB" "$MNT_D" 2>&1)
+rc=$?
+if mountpoint -q "$MNT_D"; then
+    ls "$MNT_D" >/dev/null 2>&1 && fail "D: a drop_privileges mount without default_permissions serves: $out"
+    umount -l "$MNT_D" 2>/dev/null
+fi
+note "D: mount -T exited $rc: $out"
+note "D: drop_privileges without ro,nodev,nosuid,default_permissions is refused"
 
 note "PASS"
 exit 0

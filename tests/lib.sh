@@ -647,3 +647,152 @@ except OSError as e:
     print(errno.errorcode.get(e.errno, str(e.errno)))
 EOF
 }
+
+# ---- policy/audit helpers (H5) ----------------------------------------------
+# For the tests of the policy file (integ-policy.sh) and of the audit log
+# (integ-audit.sh): assertions that are collected instead of ending the
+# test at the first (one run then shows every wrong verdict of a table of
+# cases), programs that must refuse to start, status.json waits by name and
+# generation, and a search of a file for key material.
+
+_H5_PROBLEMS=()
+
+# problem MSG: record a failed assertion and carry on; problems_end fails
+# the test with every recorded one.
+problem() {
+    _H5_PROBLEMS+=("$*")
+    echo "$TEST_NAME: PROBLEM: $*" >&2
+}
+
+# problems_end: fail the test if any problem was recorded.
+problems_end() {
+    [ ${#_H5_PROBLEMS[@]} -eq 0 ] && return 0
+    fail "${#_H5_PROBLEMS[@]} problem(s):$(printf '\n  - %s' "${_H5_PROBLEMS[@]}")"
+}
+
+# daemon_refuses WANT_RC TEXT STORE MNT OPTS: "$SAFEIMGFS -f -o OPTS STORE
+# MNT" must exit with status WANT_RC without mounting MNT, and its output
+# must contain TEXT (a fixed string); each departure is a problem. Sets
+# REFUSAL to the daemon's output.
+daemon_refuses() {
+    local want=$1 text=$2 store=$3 mnt=$4 opts=$5
+    REFUSAL=
+    if start_daemon "$store" "$mnt" "$opts"; then
+        problem "safeimgfs -o $opts mounted $mnt (want exit status $want and '$text')"
+        umount_store "$mnt"
+        return 0
+    fi
+    REFUSAL=$(cat "$DAEMON_LOG")
+    if mountpoint -q "$mnt"; then
+        problem "safeimgfs -o $opts exited but left $mnt mounted"
+        fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
+    fi
+    [ "$DAEMON_STATUS" = "$want" ] ||
+        problem "safeimgfs -o $opts: exit status $DAEMON_STATUS (want $want); it said: $REFUSAL"
+    grep -qF -- "$text" <<<"$REFUSAL" ||
+        problem "safeimgfs -o $opts: its message does not contain '$text'; it said: $REFUSAL"
+    return 0
+}
+
+# tool_refuses WANT_RC TEXT CMD...: CMD (killed after 60 s) must exit with
+# WANT_RC and print TEXT (a fixed string, stdout or stderr); else a
+# problem. Sets REFUSAL to its output.
+tool_refuses() {
+    local want=$1 text=$2 rc
+    shift 2
+    REFUSAL=$(timeout -k 5 60 "$@" 2>&1 </dev/null)
+    rc=$?
+    [ "$rc" = "$want" ] || problem "${*##*/}: exit status $rc (want $want); it said: $REFUSAL"
+    grep -qF -- "$text" <<<"$REFUSAL" || problem "${*##*/}: its output does not contain '$text'; it said: $REFUSAL"
+    return 0
+}
+
+# status_entry_is MNT NAME STATE [CHECK [GEN]]: NAME's status.json entry
+# has this state (and check id, and generation); "-" for any. Exit 1 when
+# it differs or NAME is not listed.
+status_entry_is() {
+    "$PYTHON" - "$1/.safeimgfs/status.json" "$2" "$3" "${4:--}" "${5:--}" <<EOF 2>/dev/null
+import json, sys
+doc = $_STATUS_LOAD
+name, state, check, gen = sys.argv[2:6]
+for im in doc["images"]:
+    if im["name"] == name:
+        sys.exit(0 if (state in ("-", im["state"]) and check in ("-", im.get("check")) and
+                       (gen == "-" or im.get("generation") == int(gen))) else 1)
+sys.exit(1)
+EOF
+}
+
+# status_absent MNT NAME: status.json does not list NAME.
+status_absent() {
+    "$PYTHON" - "$1/.safeimgfs/status.json" "$2" <<EOF 2>/dev/null
+import json, sys
+doc = $_STATUS_LOAD
+sys.exit(1 if any(im["name"] == sys.argv[2] for im in doc["images"]) else 0)
+EOF
+}
+
+# volume_key IMAGE PASSFILE OUT: the volume key of a LUKS image, as binary,
+# from cryptsetup (on a copy of the image: the blob under test is never
+# opened read-write by anything but its generator). PASSFILE holds the
+# exact passphrase. Fails the test if cryptsetup cannot give it.
+volume_key() {
+    local copy="$SCRATCH/vk-copy.$$" err
+    cp "$1" "$copy" || fail "cannot copy $1"
+    # cryptsetup 2.4 renamed --dump-master-key to --dump-volume-key.
+    err=$(cryptsetup luksDump --dump-volume-key -q --key-file "$2" --volume-key-file "$3" "$copy" 2>&1 >/dev/null) ||
+        err=$(cryptsetup luksDump --dump-master-key -q --key-file "$2" --master-key-file "$3" "$copy" 2>&1 >/dev/null) ||
+        { rm -f "$copy"; fail "cannot dump the volume key of $1: $err"; }
+    rm -f "$copy"
+    [ -s "$3" ] || fail "empty volume key dumped from $1"
+}
+
+# secrets_absent FILE WHAT SECRET...: FILE must not contain any SECRET (a
+# file holding key material: a key file, a passphrase, a volume key) in any
+# form a log could carry it: its bytes (also minus one trailing newline, the
+# key file rule); lower- or upper-case hex, also with spaces, colons or
+# dashes between bytes (cryptsetup's dumps); base64 (with or without
+# padding, standard or URL alphabet). Any 16 bytes of a longer secret count
+# as well (half a volume key is a leak), as bytes or hex. A secret found is
+# a problem naming WHAT and the form. Secrets shorter than 8 bytes are
+# refused (a short one would match by chance).
+secrets_absent() {
+    local out
+    out=$("$PYTHON" - "$@" <<'EOF'
+import base64, re, sys
+path, what, secrets = sys.argv[1], sys.argv[2], sys.argv[3:]
+WINDOW = 16
+data = open(path, "rb").read()
+low = data.lower()
+# the file with every byte separator a hex dump could use taken out
+squeezed = re.sub(rb"[\s:\-]", b"", low)
+
+def found(s):
+    """The form in which secret s (bytes) appears in the file, or None."""
+    parts = [s] + [s[i:i + WINDOW] for i in range(len(s) - WINDOW + 1)] if len(s) > WINDOW else [s]
+    for p in parts:
+        if p in data:
+            return "bytes" if p == s else "bytes (16 of them)"
+        h = p.hex().encode()
+        if h in low or h in squeezed:
+            return "hex" if p == s else "hex (16 bytes of it)"
+    for enc in (base64.b64encode, base64.urlsafe_b64encode):
+        b = enc(s)
+        if b in data or b.rstrip(b"=") in data:
+            return "base64"
+    return None
+
+for sp in secrets:
+    raw = open(sp, "rb").read()
+    for s in dict.fromkeys((raw, raw[:-1] if raw.endswith(b"\n") else raw)):
+        if len(s) < 8:
+            print("%s: secret %s is too short to search for" % (what, sp))
+            break
+        form = found(s)
+        if form:
+            print("%s contains %s as %s" % (what, sp, form))
+            break
+EOF
+) || fail "searching $1 for secrets failed"
+    [ -z "$out" ] || problem "$out"
+}
