@@ -912,6 +912,10 @@ int main(int argc, char **argv)
     }
     /* After the helper's fork: memory locks are not inherited, and the
      * helper holds no secrets (its workers lock their own). */
+    /* Detached, stderr is /dev/null: keep what libraries and key programs
+     * write there (a thread: after the helper's fork). */
+    if (!cl.foreground && (r = sif_log_capture_stderr()) != 0)
+        sif_warn("cannot capture stderr (%s)", strerror(-r));
     r = sif_lock_all_memory();
     if (r)
         sif_warn("memory stays unlocked (%s): cipher key schedules could reach swap; "
