@@ -37,6 +37,7 @@
 struct sif_dirty {
     char *name;
     uint64_t due_ms;          /* CLOCK_MONOTONIC */
+    uint64_t first_ms;        /* the first change not yet settled */
     uint32_t last_gen;        /* generation of the entry it retired, or 0 */
     bool force;               /* re-inspect even if the file looks the same */
 };
@@ -51,6 +52,13 @@ struct sif_note {
     uint32_t generation;
     struct stat st;
     bool has_st;
+};
+
+/* A kernel cache invalidation the notifier thread has yet to send. */
+struct sif_kn {
+    uint64_t ino;
+    char *name;
+    struct sif_kn *next;
 };
 
 struct sif_store {
@@ -75,9 +83,17 @@ struct sif_store {
     size_t nnotes, notes_cap;
     bool rescan;              /* the event queue overflowed: compare all */
     pthread_t monitor;
-    bool monitoring;
+    bool monitoring;          /* changes are followed (store lock) */
+    bool monitor_running;     /* the thread is to be joined (its starter's) */
     sif_store_notify_fn notify;
     void *notify_ctx;
+    /* Invalidations go through their own thread: the kernel takes the
+     * directory's lock for them, and a lookup holding it may be waiting
+     * for the monitor (a name that has yet to settle). */
+    struct sif_kn *kn_head, *kn_tail;
+    pthread_cond_t kn_cond;
+    pthread_t notifier;
+    bool notifying;
     struct sif_audit *audit;
     /* counters for status.json */
     struct timespec started_at;
@@ -403,6 +419,7 @@ int sif_store_open(const char *path, const struct sif_inspect_env *env, struct s
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->decided, NULL);
     pthread_cond_init(&s->work, NULL);
+    pthread_cond_init(&s->kn_cond, NULL);
     s->env = env;
     s->inotify_fd = s->wake_fd = -1;
     s->next_ino = SIF_STORE_INO_FIRST;
@@ -591,7 +608,7 @@ static bool sif_dirty_has(const struct sif_store *s, const char *name)
 /* Adds (or pushes back) a name waiting to settle.  Store lock. */
 static void sif_dirty_add(struct sif_store *s, const char *name, uint32_t last_gen, bool force)
 {
-    uint64_t due = sif_now_ms() + SIF_SETTLE_MS;
+    uint64_t now = sif_now_ms(), due = now + SIF_SETTLE_MS;
 
     if (!s->monitoring)
         return;
@@ -600,7 +617,9 @@ static void sif_dirty_add(struct sif_store *s, const char *name, uint32_t last_g
 
         if (strcmp(d->name, name) != 0)
             continue;
-        d->due_ms = due;
+        /* quiet for SIF_SETTLE_MS, or SIF_SETTLE_MAX_MS after the first
+         * change, whichever comes first */
+        d->due_ms = due < d->first_ms + SIF_SETTLE_MAX_MS ? due : d->first_ms + SIF_SETTLE_MAX_MS;
         d->force |= force;
         if (last_gen > d->last_gen)
             d->last_gen = last_gen;
@@ -624,6 +643,7 @@ static void sif_dirty_add(struct sif_store *s, const char *name, uint32_t last_g
         return;
     }
     s->dirty[s->ndirty].due_ms = due;
+    s->dirty[s->ndirty].first_ms = now;
     s->dirty[s->ndirty].last_gen = last_gen;
     s->dirty[s->ndirty].force = force;
     s->ndirty++;
@@ -828,12 +848,56 @@ static void sif_deliver_notes(struct sif_store *s)
             sif_info("%s: %s: view generation %u withdrawn", x->display,
                      strcmp(x->event, "removed") ? "the file changed" : "the file is gone", x->generation);
         sif_audit_event(s->audit, x->event, x->display, x->generation, x->has_st ? &x->st : NULL, NULL, -1, NULL);
-        if (s->notify)
-            s->notify(s->notify_ctx, x->ino, x->name);
+        if (s->notify) {
+            struct sif_kn *k = malloc(sizeof(*k));
+
+            if (k) {
+                k->ino = x->ino;
+                k->name = x->name;
+                k->next = NULL;
+                x->name = NULL;
+                pthread_mutex_lock(&s->lock);
+                if (s->kn_tail)
+                    s->kn_tail->next = k;
+                else
+                    s->kn_head = k;
+                s->kn_tail = k;
+                pthread_cond_signal(&s->kn_cond);
+                pthread_mutex_unlock(&s->lock);
+            } else {
+                sif_err("%s: out of memory: the kernel may keep a stale cache of %s", s->path, x->display);
+            }
+        }
         free(x->name);
         free(x->display);
     }
     free(notes);
+}
+
+static void *sif_notifier(void *arg)
+{
+    struct sif_store *s = arg;
+
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        struct sif_kn *k;
+
+        while (!s->stopping && !s->kn_head)
+            pthread_cond_wait(&s->kn_cond, &s->lock);
+        if (s->stopping)
+            break;
+        k = s->kn_head;
+        s->kn_head = k->next;
+        if (!s->kn_head)
+            s->kn_tail = NULL;
+        pthread_mutex_unlock(&s->lock);
+        s->notify(s->notify_ctx, k->ino, k->name);
+        free(k->name);
+        free(k);
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
 }
 
 /* The name an event is about: a candidate itself, or the image a sidecar
@@ -985,10 +1049,18 @@ int sif_store_start(struct sif_store *s, unsigned nworkers, bool watch)
         /* anything that changed between the listing and the watch */
         s->rescan = true;
         pthread_mutex_unlock(&s->lock);
+        if (s->notify) {
+            if (pthread_create(&s->notifier, NULL, sif_notifier, s) != 0)
+                return -EAGAIN;
+            s->notifying = true;
+        }
         if (pthread_create(&s->monitor, NULL, sif_monitor, s) != 0) {
+            pthread_mutex_lock(&s->lock);
             s->monitoring = false;
+            pthread_mutex_unlock(&s->lock);
             return -EAGAIN;
         }
+        s->monitor_running = true;
     }
     s->workers = calloc(nworkers, sizeof(*s->workers));
     if (!s->workers)
@@ -1011,8 +1083,19 @@ void sif_store_stop(struct sif_store *s)
     s->stopping = true;
     pthread_cond_broadcast(&s->decided);
     pthread_cond_broadcast(&s->work);
+    pthread_cond_broadcast(&s->kn_cond);
     pthread_mutex_unlock(&s->lock);
     sif_wake(s);
+    /* No notification may reach the glue after this returns (it is about
+     * to tear its session down). */
+    if (s->monitor_running) {
+        pthread_join(s->monitor, NULL);
+        s->monitor_running = false;
+    }
+    if (s->notifying) {
+        pthread_join(s->notifier, NULL);
+        s->notifying = false;
+    }
 }
 
 void sif_store_free(struct sif_store *s)
@@ -1023,8 +1106,13 @@ void sif_store_free(struct sif_store *s)
     for (unsigned i = 0; i < s->nworkers; i++)
         pthread_join(s->workers[i], NULL);
     free(s->workers);
-    if (s->monitoring)
-        pthread_join(s->monitor, NULL);
+    while (s->kn_head) {
+        struct sif_kn *k = s->kn_head;
+
+        s->kn_head = k->next;
+        free(k->name);
+        free(k);
+    }
     while (s->qhead) {
         struct sif_entry *e = s->qhead;
 
@@ -1051,6 +1139,7 @@ void sif_store_free(struct sif_store *s)
         close(s->dirfd);
     free(s->path);
     pthread_cond_destroy(&s->work);
+    pthread_cond_destroy(&s->kn_cond);
     pthread_cond_destroy(&s->decided);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -1109,8 +1198,17 @@ static struct sif_entry *sif_find_settling(struct sif_store *s, const char *name
     if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
         sif_store_poke(s, name, false);
     pthread_mutex_lock(&s->lock);
-    while (!s->stopping && !(e = sif_live(s, name)) && sif_dirty_has(s, name))
-        pthread_cond_wait(&s->decided, &s->lock);
+    {
+        struct timespec until;
+
+        /* bounded: a name that keeps changing settles within
+         * SIF_SETTLE_MAX_MS, this allows twice that */
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 2 * SIF_SETTLE_MAX_MS / 1000;
+        while (!s->stopping && !(e = sif_live(s, name)) && sif_dirty_has(s, name))
+            if (pthread_cond_timedwait(&s->decided, &s->lock, &until) == ETIMEDOUT)
+                break;
+    }
     return e;
 }
 

@@ -66,6 +66,11 @@ struct sif_entry {
 /* How long a changed name must stay quiet before it is inspected again: a
  * file being copied in changes many times a second. */
 #define SIF_SETTLE_MS 200
+/* ...but a name that never stops changing is inspected at least this long
+ * after its first change (the read path's identity check and the next
+ * event withdraw that verdict again if the bytes moved), and a lookup
+ * waits at most about this long for a name to settle. */
+#define SIF_SETTLE_MAX_MS 2000
 
 /* Would a file of this name ever be served?  Hidden files, *.part, *.tmp
  * and the sidecars *.json and *.key never are. */
@@ -95,7 +100,8 @@ void sif_store_set_audit(struct sif_store *s, struct sif_audit *a);
  * 0 or -errno. */
 int sif_store_start(struct sif_store *s, unsigned nworkers, bool watch);
 /* Marks the store as stopping: verdicts reached from now on are dropped
- * (not logged, not published) and waiters return. */
+ * (not logged, not published) and waiters return; the monitor and the
+ * notifier have ended (no notify call runs) when it returns. */
 void sif_store_stop(struct sif_store *s);
 /* Stops the threads (in-flight inspections are abandoned) and frees all.
  * Entries still referenced elsewhere must have been put first. */

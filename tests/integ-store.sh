@@ -70,11 +70,13 @@ gen_bg luks-reencrypt.sh --size-kib 1024 "$STAGE" renamed.src "$KEY" "$PLAIN"
 gen_bg luks-reencrypt.sh --size-kib 2048 "$STAGE" replaced.new "$KEY" "$PLAIN"
 gen_bg luks-reencrypt.sh --size-kib 2048 "$STAGE" ow.new "$KEY" "$PLAIN"
 gen_bg luks-reencrypt.sh --size-kib 1024 "$STAGE" late.good "$KEY" "$PLAIN"
+gen_bg luks-reencrypt.sh --size-kib 1024 "$STAGE" churn.a "$KEY" "$PLAIN"
+gen_bg luks-reencrypt.sh --size-kib 1024 "$STAGE" churn.b "$KEY" "$PLAIN"
 gen_wait
 # Every name gets the key, also the names that must never be candidates: if
 # one were inspected it would be accepted and show up.
 EXCLUDED=(.hidden.img ex.img.part ex.img.tmp ex.img.json ex.img.key renamed.img.part)
-for n in gone.img replaced.img grow.img shrink.img ow.img late.img added.img renamed.img \
+for n in gone.img replaced.img grow.img shrink.img ow.img late.img added.img renamed.img churn.img \
     "${EXCLUDED[@]}"; do
     write_key "$KEYS/$n.key" "$PASS"
 done
@@ -413,6 +415,56 @@ poll_until "$DEADLINE" _errno_is ENOENT 'os.stat(a[0])' "$MNT/late.img" ||
 ! grep -qxF late.img.json <<<"$(status_names "$MNT")" || fail "the sidecar late.img.json is listed in status.json"
 step "8b. sidecar added" 1
 
+# ---- 10. churn: renames over a name while it is looked up and read ---------------
+
+# For 6 s, churn.img is replaced by rename (churn.a, churn.b in turn) every
+# 50 ms while a reader looks it up, opens it and reads it whole in a loop.
+# A lookup racing a withdrawal must never wedge the mount (a lookup waiting
+# for a name to settle while the kernel is asked to drop that name), and a
+# read that succeeds must return exactly one of the two plaintexts.
+churner() {
+    local i=0 src
+    while [ -e "$W/churn.go" ]; do
+        src=churn.a
+        [ $((i % 2)) -eq 1 ] && src=churn.b
+        cp "$STAGE/$src" "$STORE/.churn.tmp" && mv "$STORE/.churn.tmp" "$STORE/churn.img"
+        i=$((i + 1))
+        sleep 0.05
+    done
+}
+: >"$W/churn.go"
+churner &
+CHURN_PID=$!
+churn_out=$(timeout 60 "$PYTHON" - "$MNT/churn.img" "$(plain churn.a)" "$(plain churn.b)" <<'EOF'
+import hashlib, sys, time
+view, a, b = sys.argv[1:4]
+want = {hashlib.sha256(open(p, "rb").read()).hexdigest(): p for p in (a, b)}
+ok = errs = 0
+end = time.time() + 6
+while time.time() < end:
+    try:
+        with open(view, "rb") as f:
+            data = f.read()
+    except OSError:
+        errs += 1
+        continue
+    if hashlib.sha256(data).hexdigest() not in want:
+        print("BAD: a read returned %d bytes that are neither plaintext" % len(data))
+        sys.exit(1)
+    ok += 1
+print("%d whole reads, %d failed opens or reads" % (ok, errs))
+EOF
+) || { rm -f "$W/churn.go"; wait "$CHURN_PID"; fail "churn: ${churn_out:-the reader hung (the mount is wedged)}"; }
+rm -f "$W/churn.go"
+wait "$CHURN_PID"
+status_responsive "$MNT"
+note "churn: $churn_out"
+# Once quiet, the last file renamed in wins.
+last=churn.a
+cmp -s "$STORE/churn.img" "$STAGE/churn.b" && last=churn.b
+view_becomes churn.img "$(plain "$last")"
+note "10. churn: ok"
+
 # ---- 9. counters over the whole run -----------------------------------------------
 
 # Re-inspections at least: added, marker, renamed, replaced, grow, shrink, ow,
@@ -434,7 +486,7 @@ umount_store "$MNT"
 assert_eq 0 "$DAEMON_STATUS" "daemon exit status after fusermount3 -u"
 # Errors may be logged only about the images that changed (reads of a stale
 # handle, say); never an internal inspection failure, never a sanitizer report.
-CHANGED='replaced\.img|grow\.img|shrink\.img|ow\.img|late\.img|added\.img|renamed\.img|gone\.img'
+CHANGED='replaced\.img|grow\.img|shrink\.img|ow\.img|late\.img|added\.img|renamed\.img|gone\.img|churn\.img'
 bad=$(grep -E 'error: ' "$DAEMON_LOG" | grep -vE "error: ($CHANGED)[:,]" || true)
 bad2=$(grep -E 'inspect\.internal|Sanitizer|runtime error' "$DAEMON_LOG" || true)
 [ -z "$bad$bad2" ] || fail "unexpected errors in the daemon log:
