@@ -77,6 +77,7 @@ struct sif_store {
     size_t pending;
     /* the monitor */
     int inotify_fd, wake_fd;
+    int store_wd, keys_wd;    /* the watches: the store, the key directory */
     struct sif_dirty *dirty;
     size_t ndirty, dirty_cap;
     struct sif_note *notes;
@@ -422,6 +423,7 @@ int sif_store_open(const char *path, const struct sif_inspect_env *env, struct s
     pthread_cond_init(&s->kn_cond, NULL);
     s->env = env;
     s->inotify_fd = s->wake_fd = -1;
+    s->store_wd = s->keys_wd = -1;
     s->next_ino = SIF_STORE_INO_FIRST;
     clock_gettime(CLOCK_REALTIME, &s->started_at);
     s->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -920,6 +922,30 @@ static const char *sif_event_name(const char *name, char *buf, size_t len, bool 
     return NULL;
 }
 
+/* Something in the key directory changed: every image rejected for its
+ * key (key.missing, key.perms, key.wrong, ...) is judged again. */
+static void sif_keys_changed(struct sif_store *s)
+{
+    char **names = NULL;
+    size_t n = 0;
+
+    pthread_mutex_lock(&s->lock);
+    names = calloc(s->n ? s->n : 1, sizeof(*names));
+    for (size_t i = 0; names && i < s->n; i++) {
+        const struct sif_entry *e = s->list[i];
+
+        if (atomic_load(&e->state) == SIF_REJECTED && !strncmp(e->verdict.check, "key.", 4))
+            names[n++] = strdup(e->name);
+    }
+    pthread_mutex_unlock(&s->lock);
+    for (size_t i = 0; i < n; i++) {
+        if (names[i])
+            sif_touch(s, names[i], true);
+        free(names[i]);
+    }
+    free(names);
+}
+
 static void sif_read_events(struct sif_store *s)
 {
     /* aligned for struct inotify_event; room for many events per read */
@@ -937,6 +963,11 @@ static void sif_read_events(struct sif_store *s)
             bool force;
 
             p += sizeof(*ev) + ev->len;
+            if (ev->wd == s->keys_wd && s->keys_wd >= 0) {
+                if (!(ev->mask & IN_IGNORED))
+                    sif_keys_changed(s);
+                continue;
+            }
             if (ev->mask & IN_Q_OVERFLOW) {
                 pthread_mutex_lock(&s->lock);
                 s->rescan = true;
@@ -1040,10 +1071,26 @@ int sif_store_start(struct sif_store *s, unsigned nworkers, bool watch)
         /* Everything that can change a file's bytes or which file a name
          * is: writes, truncation, renames in and out, deletion, and
          * attribute changes (a touch that restores an mtime). */
-        if (inotify_add_watch(s->inotify_fd, s->path,
-                              IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE |
-                                  IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK) < 0)
+        s->store_wd = inotify_add_watch(s->inotify_fd, s->path,
+                                        IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO |
+                                            IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR |
+                                            IN_EXCL_UNLINK);
+        if (s->store_wd < 0)
             return -errno;
+        /* A key that appears or is fixed later: the images rejected for
+         * their key are judged again (best effort: without the watch a
+         * touch of the image does it). */
+        if (s->env->keys && s->env->keys->kind == SIF_KEYSRC_DIR && s->env->keys->dirfd >= 0) {
+            char kpath[64];
+
+            /* the directory that was opened, even if given relative to a
+             * working directory the daemon has left */
+            snprintf(kpath, sizeof(kpath), "/proc/self/fd/%d", s->env->keys->dirfd);
+            s->keys_wd = inotify_add_watch(s->inotify_fd, kpath, IN_CLOSE_WRITE | IN_MOVED_TO | IN_ATTRIB | IN_ONLYDIR);
+            if (s->keys_wd < 0)
+                sif_warn("%s: cannot watch the key directory (%s): fix a key, then touch its image",
+                         s->env->keys->path, strerror(errno));
+        }
         pthread_mutex_lock(&s->lock);
         s->monitoring = true;
         /* anything that changed between the listing and the watch */

@@ -32,7 +32,12 @@
 #      generation 3, ENOENT, and a handle opened before reads EIO;
 #   9. status.json: started_at (RFC 3339, constant), inspections and changes
 #      (grow at every step), per image generation, inspected_at (RFC 3339
-#      UTC, never going back), inspect_ms (integer).
+#      UTC, never going back), inspect_ms (integer);
+#  10. churn: renames every 50 ms under a reader for 6 s: the mount never
+#      wedges, every whole read is one of the two plaintexts, and once quiet
+#      the last file renamed in is served;
+#  11. a key file written into the key directory later: the image rejected
+#      with key.missing is judged again (generation 2) and accepted.
 # Throughout: status.json stays readable within 10 s; at the end fusermount3
 # -u ends the daemon with status 0, and its log has no error line except for
 # the images that changed, and no inspect.internal verdict.
@@ -62,6 +67,8 @@ gen_bg luks-reencrypt.sh --luks1 --size-kib 2048 "$STORE" grow.img "$KEY" "$PLAI
 gen_bg luks-reencrypt.sh --sector-size 4096 --size-kib 4096 "$STORE" shrink.img "$KEY" "$PLAIN"
 gen_bg luks-reencrypt.sh --size-kib 2048 "$STORE" ow.img "$KEY" "$PLAIN"
 gen_bg luks-reencrypt.sh --size-kib 1024 "$STORE" late.img "$SCRATCH/other.key" "$PLAIN"
+# No key for this one until case 11.
+gen_bg luks-reencrypt.sh --size-kib 1024 "$STORE" keyless.img "$KEY" "$PLAIN"
 # Arriving later (the plaintexts are named after the staged files).
 head -c $MIB /dev/urandom >"$W/random" || fail "cannot read /dev/urandom"
 printf 'safeimgfs store-change test: added.img\n' | dd of="$W/random" conv=notrunc status=none
@@ -258,7 +265,7 @@ plain() { echo "$PLAIN/$1.plain"; }
 
 T_BEFORE=$(date +%s.%N)
 mount_store "$STORE" "$MNT" "keydir=$KEYS"
-wait_verdicts "$MNT" 6
+wait_verdicts "$MNT" 7
 INITIAL=(gone.img replaced.img grow.img shrink.img ow.img)
 for n in "${INITIAL[@]}"; do
     assert_eq accepted "$(status_field "$MNT" "$n" state)" "$n state at mount"
@@ -269,12 +276,13 @@ assert_eq rejected "$(status_field "$MNT" late.img state)" "late.img state at mo
 assert_eq key.wrong "$(status_field "$MNT" late.img check)" "late.img check at mount"
 assert_eq 1 "$(status_field "$MNT" late.img generation)" "late.img generation at mount"
 ins=$(status_top "$MNT" inspections)
-[[ $ins =~ ^[0-9]+$ ]] && [ "$ins" -ge 6 ] || fail "inspections at mount is '$ins', expected >= 6"
+assert_eq key.missing "$(status_field "$MNT" keyless.img check)" "keyless.img check at mount"
+[[ $ins =~ ^[0-9]+$ ]] && [ "$ins" -ge 7 ] || fail "inspections at mount is '$ins', expected >= 7"
 assert_eq 0 "$(status_top "$MNT" changes)" "changes right after mount"
 PREV_INSPECTIONS=$ins PREV_CHANGES=0
 START_INSPECTIONS=$ins
 check_times
-note "mounted: six verdicts, started_at $STARTED_AT"
+note "mounted: seven verdicts, started_at $STARTED_AT"
 
 # ---- 1. add -------------------------------------------------------------------
 
@@ -464,6 +472,16 @@ last=churn.a
 cmp -s "$STORE/churn.img" "$STAGE/churn.b" && last=churn.b
 view_becomes churn.img "$(plain "$last")"
 note "10. churn: ok"
+
+# ---- 11. a key that arrives later ---------------------------------------------------
+
+# keyless.img was rejected (key.missing); its key file appears in the key
+# directory: the image is judged again without touching it.
+assert_eq key.missing "$(status_field "$MNT" keyless.img check)" "keyless.img check before its key"
+write_key "$KEYS/keyless.img.key" "$PASS"
+wait_image keyless.img accepted inner.raw 2 $MIB
+view_becomes keyless.img "$(plain keyless.img)"
+note "11. key added later: ok"
 
 # ---- 9. counters over the whole run -----------------------------------------------
 
