@@ -173,7 +173,7 @@ static void inspect(const struct vcontent *c)
 
     /* The engine's verdict, with the default rules. */
     sif_verdict_init(&v);
-    r = sif_probe_inner(&in, &v);
+    r = sif_probe_inner(&in, NULL, &v);
     check_decision(r, &v, hits, n, &(struct sif_probe_rules){ .allow_iso_hybrid = true, .layouts = SIF_LAYOUT_ALL }, true);
 
     /* Both rule sets through sif_probe_decide. */
@@ -230,7 +230,7 @@ static void gather(const struct vcontent *c)
     n = sif_probe_scan(&g.in, hits, SIF_HITS_MAX);
     FUZZ_CHECK(n >= 0);
     sif_verdict_init(&v);
-    n = sif_probe_inner(&g.in, &v);
+    n = sif_probe_inner(&g.in, NULL, &v);
     FUZZ_CHECK(n == 0 || n == -EPERM);
     sif_probe_content_free(&g);
 }

@@ -64,7 +64,7 @@ void sif_rfc3339(const struct timespec *ts, char *buf, size_t len)
     snprintf(buf, len, "%s.%03ldZ", day, ts->tv_nsec / 1000000);
 }
 
-static struct json_object *sif_time_json(const struct timespec *ts)
+struct json_object *sif_time_json(const struct timespec *ts)
 {
     char buf[48];
 

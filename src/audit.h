@@ -29,5 +29,7 @@ void sif_audit_event(struct sif_audit *a, const char *event, const char *name, u
 
 /* ts as RFC 3339 UTC with milliseconds ("2026-11-26T23:50:01.123Z"). */
 void sif_rfc3339(const struct timespec *ts, char *buf, size_t len);
+/* The same as a new JSON string (status.json, the audit log). */
+struct json_object *sif_time_json(const struct timespec *ts);
 
 #endif

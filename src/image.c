@@ -207,21 +207,14 @@ static int sif_inner_read(void *ctx, void *buf, size_t len, uint64_t off)
 static int sif_inspect_inner(struct sif_image *img, const struct sif_policy *p)
 {
     struct sif_verdict *v = &img->verdict;
-    struct sif_probe_hit hits[SIF_HITS_MAX];
-    struct sif_probe_rules rules;
+    const struct sif_probe_rules rules = { .allow_iso_hybrid = p->iso_hybrid, .layouts = p->inner_layouts };
     struct sif_probe_content c;
     int r = sif_probe_gather(&c, img->size, NULL, 0, sif_inner_read, img);
 
-    sif_probe_rules_default(&rules);
-    rules.allow_iso_hybrid = p->iso_hybrid;
-    rules.layouts = p->inner_layouts;
-    if (r) {
+    if (r)
         r = sif_reject(v, r, "inner.read", "cannot read and decrypt the content for inspection (%s)", strerror(-r));
-    } else {
-        int n = sif_probe_scan(&c.in, hits, SIF_HITS_MAX);
-
-        r = sif_probe_decide(hits, n, &rules, v);
-    }
+    else
+        r = sif_probe_inner(&c.in, &rules, v);
     sif_probe_content_free(&c);
     return r;
 }
@@ -340,9 +333,6 @@ int sif_image_inspect(struct sif_image *img, const struct sif_inspect_env *env)
     free(head);
     if (r)
         return r;
-    /* qcow2's open may find an unencrypted image the policy serves */
-    if (img->plain && match != &sif_format_plain)
-        snprintf(v->outer, sizeof(v->outer), "qcow2");
     v->has_size = true;
     v->size = img->size;
     sif_verdict_ran(v, "size.limit");

@@ -184,6 +184,33 @@ static int sif_check_program(const char *path, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- sources */
 
+int sif_keysrc_open_opts(struct sif_keysrc *ks, const struct sif_key_opts *o, char *err, size_t errlen)
+{
+    int r;
+
+    memset(ks, 0, sizeof(*ks));
+    ks->dirfd = -1;
+    if (!!o->keyfile + !!o->keydir + !!o->command > 1) {
+        snprintf(err, errlen, "a key file, a key directory and a key command are mutually exclusive");
+        return -EINVAL;
+    }
+    if (o->format && strcmp(o->format, "raw") != 0 && strcmp(o->format, "hex") != 0) {
+        snprintf(err, errlen, "key format \"%s\": it is raw or hex", o->format);
+        return -EINVAL;
+    }
+    r = sif_keysrc_open(ks,
+                        o->keyfile   ? SIF_KEYSRC_FILE
+                        : o->keydir  ? SIF_KEYSRC_DIR
+                        : o->command ? SIF_KEYSRC_COMMAND
+                                     : SIF_KEYSRC_NONE,
+                        o->keyfile ? o->keyfile : o->keydir ? o->keydir : o->command, err, errlen);
+    if (r)
+        return r;
+    ks->format = o->format && !strcmp(o->format, "hex") ? SIF_KEY_FORMAT_HEX : SIF_KEY_FORMAT_RAW;
+    ks->timeout_s = o->timeout_s;
+    return 0;
+}
+
 int sif_keysrc_open(struct sif_keysrc *ks, enum sif_keysrc_kind kind, const char *path,
                     char *err, size_t errlen)
 {

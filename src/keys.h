@@ -75,6 +75,18 @@ int sif_keysrc_open(struct sif_keysrc *ks, enum sif_keysrc_kind kind, const char
                     char *err, size_t errlen);
 void sif_keysrc_close(struct sif_keysrc *ks);
 
+/* What the programs' options say about keys. */
+struct sif_key_opts {
+    const char *keyfile, *keydir, *command;  /* at most one; none: no key */
+    const char *format;                      /* "raw", "hex" or NULL (raw) */
+    uint32_t timeout_s;                      /* the policy's key command limit */
+};
+
+/* The source the options name, opened, with its format and timeout set.
+ * 0, or -EINVAL (two sources, an unknown format) or -errno with a message
+ * in err; call sif_keysrc_close() either way. */
+int sif_keysrc_open_opts(struct sif_keysrc *ks, const struct sif_key_opts *o, char *err, size_t errlen);
+
 /* The candidate passphrases of one image, in secure memory, in the order to
  * try them.  form: "raw", "hex" or "hex-legacy"; source: "keyfile",
  * "keydir:id", "keydir:name" or "command" (both static strings, for the

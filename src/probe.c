@@ -219,14 +219,17 @@ int sif_probe_decide(const struct sif_probe_hit *hits, int n, const struct sif_p
     return 0;
 }
 
-int sif_probe_inner(const struct sif_probe_input *in, struct sif_verdict *v)
+int sif_probe_inner(const struct sif_probe_input *in, const struct sif_probe_rules *rules, struct sif_verdict *v)
 {
     struct sif_probe_hit hits[SIF_HITS_MAX];
-    struct sif_probe_rules rules;
+    struct sif_probe_rules def;
     int n = sif_probe_scan(in, hits, SIF_HITS_MAX);
 
-    sif_probe_rules_default(&rules);
-    return sif_probe_decide(hits, n, &rules, v);
+    if (!rules) {
+        sif_probe_rules_default(&def);
+        rules = &def;
+    }
+    return sif_probe_decide(hits, n, rules, v);
 }
 
 int sif_probe_run(const struct sif_probe_input *in, const char **found, int max, char *detail,

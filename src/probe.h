@@ -138,8 +138,8 @@ void sif_probe_rules_default(struct sif_probe_rules *r);
 int sif_probe_decide(const struct sif_probe_hit *hits, int n, const struct sif_probe_rules *rules,
                      struct sif_verdict *v);
 
-/* Scan and decide in one call, with the default rules. */
-int sif_probe_inner(const struct sif_probe_input *in, struct sif_verdict *v);
+/* Scan and decide in one call (rules NULL: the default rules). */
+int sif_probe_inner(const struct sif_probe_input *in, const struct sif_probe_rules *rules, struct sif_verdict *v);
 
 /* Compatibility for callers that want names only: runs every probe,
  * returns the number of matches; up to max names go to found[] and the

@@ -82,10 +82,6 @@ int main(int argc, char **argv)
             break;
         case 'f':
             key_format = optarg;
-            if (strcmp(key_format, "raw") != 0 && strcmp(key_format, "hex") != 0) {
-                fprintf(stderr, "safeimg-inspect: --key-format is raw or hex\n");
-                return 2;
-            }
             break;
         case 'j':
             json = true;
@@ -117,7 +113,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if ((optind >= argc && !print_policy) || !!keyfile + !!keydir + !!key_command > 1) {
+    if (optind >= argc && !print_policy) {
         usage(stderr);
         return 2;
     }
@@ -145,17 +141,14 @@ int main(int argc, char **argv)
             return 0;
     }
     err[0] = 0;
-    if (sif_keysrc_open(&keys,
-                        keyfile       ? SIF_KEYSRC_FILE
-                        : keydir      ? SIF_KEYSRC_DIR
-                        : key_command ? SIF_KEYSRC_COMMAND
-                                      : SIF_KEYSRC_NONE,
-                        keyfile ? keyfile : keydir ? keydir : key_command, err, sizeof(err)) != 0) {
+    if (sif_keysrc_open_opts(&keys,
+                             &(struct sif_key_opts){ keyfile, keydir, key_command, key_format,
+                                                     policy.key_command_timeout_s },
+                             err, sizeof(err)) != 0) {
         sif_err("%s", err);
+        sif_keysrc_close(&keys);
         return 2;
     }
-    keys.format = key_format && !strcmp(key_format, "hex") ? SIF_KEY_FORMAT_HEX : SIF_KEY_FORMAT_RAW;
-    keys.timeout_s = policy.key_command_timeout_s;
     if (sif_unlock_init() != 0) {
         sif_err("cannot start the unlock helper");
         return 2;

@@ -813,16 +813,6 @@ int main(int argc, char **argv)
         ret = 2;
         goto out;
     }
-    if (!!o.keyfile + !!o.keydir + !!o.key_command > 1) {
-        sif_err("keyfile=, keydir= and key_command= are mutually exclusive");
-        ret = 2;
-        goto out;
-    }
-    if (o.key_format && strcmp(o.key_format, "raw") != 0 && strcmp(o.key_format, "hex") != 0) {
-        sif_err("key_format=%s: it is raw or hex", o.key_format);
-        ret = 2;
-        goto out;
-    }
     if (o.workers < 1 || o.workers > 64) {
         sif_err("workers=%d is outside 1..64", o.workers);
         ret = 2;
@@ -860,18 +850,14 @@ int main(int argc, char **argv)
         }
         sif_policy_set_unlock_timeout(&policy, (uint32_t)o.unlock_timeout);
     }
-    if (sif_keysrc_open(&keys,
-                        o.keyfile       ? SIF_KEYSRC_FILE
-                        : o.keydir      ? SIF_KEYSRC_DIR
-                        : o.key_command ? SIF_KEYSRC_COMMAND
-                                        : SIF_KEYSRC_NONE,
-                        o.keyfile ? o.keyfile : o.keydir ? o.keydir : o.key_command, err, sizeof(err)) != 0) {
+    if (sif_keysrc_open_opts(&keys,
+                             &(struct sif_key_opts){ o.keyfile, o.keydir, o.key_command, o.key_format,
+                                                     policy.key_command_timeout_s },
+                             err, sizeof(err)) != 0) {
         sif_err("%s", err);
         ret = 2;
         goto out;
     }
-    keys.format = o.key_format && !strcmp(o.key_format, "hex") ? SIF_KEY_FORMAT_HEX : SIF_KEY_FORMAT_RAW;
-    keys.timeout_s = policy.key_command_timeout_s;
     if (o.audit_log) {
         r = sif_audit_open(o.audit_log, &audit);
         if (r) {

@@ -389,13 +389,11 @@ static void sif_remove(struct sif_store *s, struct sif_entry *e)
 
 /* A new entry for a file found in the directory (pending, or rejected at
  * once for its name).  NULL when out of memory. */
-static struct sif_entry *sif_candidate(struct sif_store *s, const char *name, const struct stat *st,
-                                       uint32_t generation)
+static struct sif_entry *sif_candidate(const char *name, const struct stat *st, uint32_t generation)
 {
     struct sif_entry *e = sif_entry_new(name, st, generation);
     char line[600];
 
-    (void)s;
     if (!e || sif_store_name_ok(name))
         return e;
     sif_reject(&e->verdict, -EINVAL, "name.invalid", "the file name is not valid UTF-8 or contains control characters");
@@ -452,7 +450,7 @@ int sif_store_open(const char *path, const struct sif_inspect_env *env, struct s
             r = -E2BIG;
             goto fail;
         }
-        e = sif_candidate(s, de->d_name, &st, 1);
+        e = sif_candidate(de->d_name, &st, 1);
         if (!e || (r = sif_insert(s, e)) != 0) {
             sif_entry_put(e);
             r = r ? r : -ENOMEM;
@@ -773,7 +771,7 @@ static void sif_settle(struct sif_store *s, const struct sif_dirty *d)
         gone = sif_retire(s, cur, exists ? &st : NULL);
     }
     if (exists && !s->stopping) {
-        e = sif_candidate(s, d->name, &st, last_gen + 1);
+        e = sif_candidate(d->name, &st, last_gen + 1);
         if (e && (r = sif_insert(s, e)) == 0) {
             if (!last_gen) {
                 s->changes++;
@@ -1312,14 +1310,6 @@ void sif_store_each(struct sif_store *s, size_t from,
             break;
     }
     pthread_mutex_unlock(&s->lock);
-}
-
-static struct json_object *sif_time_json(const struct timespec *ts)
-{
-    char buf[48];
-
-    sif_rfc3339(ts, buf, sizeof(buf));
-    return json_object_new_string(buf);
 }
 
 char *sif_store_status_json(struct sif_store *s, size_t *len)

@@ -518,7 +518,7 @@ static void expect_hit(const struct sif_probe_input *in, const char *format, boo
     if (n != 1 || strcmp(found[0], format) != 0)
         fail_msg("%s: %d matches, first %s; expected only %s", what, n, n ? found[0] : "-", format);
     sif_verdict_init(&v);
-    r = sif_probe_inner(in, &v);
+    r = sif_probe_inner(in, NULL, &v);
     assert_int_equal(v.n_inner, 1);
     assert_string_equal(v.inner_hits[0].format, format);
     if (accepted) {
@@ -557,7 +557,7 @@ static void expect_raw(const struct sif_probe_input *in, const char *what)
     if (n != 0)
         fail_msg("%s: matched %d formats (first %s: %s); expected raw", what, n, found[0], detail);
     sif_verdict_init(&v);
-    assert_int_equal(sif_probe_inner(in, &v), 0);
+    assert_int_equal(sif_probe_inner(in, NULL, &v), 0);
     assert_string_equal(v.inner, "raw");
     assert_int_equal(v.state, SIF_PENDING);
     assert_string_equal(v.check, "");
@@ -697,7 +697,7 @@ static void test_qcow2_backing_detail(void **state)
 
     (void)state;
     sif_verdict_init(&v);
-    assert_int_equal(sif_probe_inner(&in, &v), -EPERM);
+    assert_int_equal(sif_probe_inner(&in, NULL, &v), -EPERM);
     assert_string_equal(v.check, "inner.qcow2");
     assert_non_null(strstr(v.reason, "version 3, with a backing file \"/etc/shadow\""));
     free(b);
@@ -1592,7 +1592,7 @@ static void test_iso_udf_rules(void **state)
         assert_string_equal(found[0], "iso");
         assert_string_equal(found[1], "udf");
         sif_verdict_init(&v);
-        assert_int_equal(sif_probe_inner(&in, &v), 0);
+        assert_int_equal(sif_probe_inner(&in, NULL, &v), 0);
         assert_string_equal(v.inner, "raw");
     }
     free(b);
@@ -1615,19 +1615,19 @@ static void test_hybrids(void **state)
     assert_string_equal(found[0], "mbr");
     assert_string_equal(found[1], "iso");
     sif_verdict_init(&v);
-    assert_int_equal(sif_probe_inner(&in, &v), 0);
+    assert_int_equal(sif_probe_inner(&in, NULL, &v), 0);
     assert_string_equal(v.inner, "raw");
     assert_int_equal(v.n_inner, 2);
     /* with UDF as well */
     memcpy(b + ISO_VD + 4096 + 1, "BEA01", 5);
     memcpy(b + ISO_VD + 6144 + 1, "NSR03", 5);
     sif_verdict_init(&v);
-    assert_int_equal(sif_probe_inner(&in, &v), 0);
+    assert_int_equal(sif_probe_inner(&in, NULL, &v), 0);
     assert_int_equal(v.n_inner, 3);
     /* an unsafe MBR on an ISO */
     mbr_entry(b, 2)[P_BOOT] = 0x01;
     sif_verdict_init(&v);
-    assert_int_equal(sif_probe_inner(&in, &v), -EPERM);
+    assert_int_equal(sif_probe_inner(&in, NULL, &v), -EPERM);
     assert_string_equal(v.check, "inner.mbr");
     assert_non_null(strstr(v.reason, "boot flag 0x01"));
     /* GPT on an ISO */
@@ -1635,20 +1635,20 @@ static void test_hybrids(void **state)
     memset(b + BIG - 4096, 0, 4096);
     b_gpt(b, BIG);
     sif_verdict_init(&v);
-    assert_int_equal(sif_probe_inner(&in, &v), 0);
+    assert_int_equal(sif_probe_inner(&in, NULL, &v), 0);
     assert_int_equal(v.n_inner, 3);
     assert_string_equal(v.inner_hits[0].format, "gpt");
     /* and a qcow2 header on top of it all */
     memcpy(b, "QFI\xfb\0\0\0\3", 8);
     sif_verdict_init(&v);
-    assert_int_equal(sif_probe_inner(&in, &v), -EPERM);
+    assert_int_equal(sif_probe_inner(&in, NULL, &v), -EPERM);
     assert_string_equal(v.check, "inner.multiple");
     /* an MBR alone with a VHD footer: a layout does not excuse an image */
     memset(b, 0, BIG);
     b_mbr(b, BIG);
     b_vhd_footer(b, BIG);
     sif_verdict_init(&v);
-    assert_int_equal(sif_probe_inner(&in, &v), -EPERM);
+    assert_int_equal(sif_probe_inner(&in, NULL, &v), -EPERM);
     assert_string_equal(v.check, "inner.multiple");
     free(b);
 }
@@ -1728,7 +1728,7 @@ static void test_multiple(void **state)
     b_vhd_footer(b, BIG);
     in = input_of(b, BIG);
     sif_verdict_init(&v);
-    assert_int_equal(sif_probe_inner(&in, &v), -EPERM);
+    assert_int_equal(sif_probe_inner(&in, NULL, &v), -EPERM);
     assert_int_equal(v.state, SIF_REJECTED);
     assert_string_equal(v.check, "inner.multiple");
     assert_string_equal(v.inner, "multiple");
@@ -1743,7 +1743,7 @@ static void test_multiple(void **state)
     b_dmg(b, BIG);
     in = input_of(b, BIG);
     sif_verdict_init(&v);
-    assert_int_equal(sif_probe_inner(&in, &v), -EPERM);
+    assert_int_equal(sif_probe_inner(&in, NULL, &v), -EPERM);
     assert_string_equal(v.check, "inner.multiple");
     assert_int_equal(sif_probe_run(&in, NULL, 0, detail, sizeof(detail)), 3);
     free(b);
@@ -2313,7 +2313,7 @@ static void run_tool_case(const char *dir, const struct tool_case *c, const char
     for (int i = 0; i < n && i < SIF_HITS_MAX; i++)
         unit_fmt(found + strlen(found), sizeof(found) - strlen(found), "%s%s", i ? "," : "", hits[i].probe->format);
     sif_verdict_init(&v);
-    r = sif_probe_inner(&in, &v);
+    r = sif_probe_inner(&in, NULL, &v);
     print_message("  %-40s [%s] %s%s%s\n", c->name, found, r ? v.check : "accepted", n ? ": " : "",
                   n ? hits[0].detail : "");
     if (strcmp(found, c->hits) != 0)
